@@ -1,0 +1,272 @@
+"""One configurable Flax decoder for Llama/SmolLM2, Qwen2/2.5, Qwen3 and Gemma 3 (text).
+
+Params are a plain nested dict (kernels are [in, out]):
+
+    embed/embedding [V, D]
+    layers_{i}/input_norm/scale [D]
+    layers_{i}/attn/{q,k,v}_proj/kernel [D, heads*H]   (+ bias for Qwen2)
+    layers_{i}/attn/o_proj/kernel [N*H, D]
+    layers_{i}/attn/{q,k}_norm/scale [H]                 (Qwen3, Gemma 3)
+    layers_{i}/post_attn_norm/scale [D]                  (Gemma 3)
+    layers_{i}/pre_mlp_norm/scale [D]
+    layers_{i}/post_mlp_norm/scale [D]                   (Gemma 3)
+    layers_{i}/mlp/{gate,up}_proj/kernel [D, F], mlp/down_proj/kernel [F, D]
+    final_norm/scale [D]
+    lm_head/kernel [D, V]                                (untied only)
+
+LoRA adapters live in a separate variable collection `lora` that mirrors these module
+paths (`layers_0/attn/q_proj/{a [in, r], b [r, out]}`); a projection with an adapter
+computes `x @ W + lora_scale * (x @ a) @ b`. Without the collection the model is the base.
+
+Shape letters: see `rlvr_jax.models.config.DecoderConfig`.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from rlvr_jax.models.config import DecoderConfig
+from rlvr_jax.models.kv_cache import KVCache
+from rlvr_jax.models.rope import apply_rope, inverse_frequencies
+
+# Finite, so a query with no visible key (a padding row) gives a uniform softmax, not NaN.
+_MASKED = -1e30
+
+
+class RMSNorm(nn.Module):
+    eps: float
+    gemma: bool  # scale by (1 + w) and cast after the product, as Gemma does
+
+    @nn.compact
+    def __call__(self, x):
+        init = nn.initializers.zeros if self.gemma else nn.initializers.ones
+        scale = self.param("scale", init, (x.shape[-1],), jnp.float32)
+        x32 = x.astype(jnp.float32)
+        normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        if self.gemma:
+            return (normed * (1.0 + scale.astype(jnp.float32))).astype(x.dtype)
+        return scale.astype(x.dtype) * normed.astype(x.dtype)
+
+
+class Dense(nn.Module):
+    """`x @ kernel (+ bias)`, plus a LoRA update when the `lora` collection has one."""
+
+    features: int
+    use_bias: bool = False
+    lora_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x):
+        init = nn.initializers.normal(0.02)
+        kernel = self.param("kernel", init, (x.shape[-1], self.features), jnp.float32)
+        y = x @ kernel.astype(x.dtype)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
+        if self.has_variable("lora", "a"):
+            a = self.get_variable("lora", "a").astype(x.dtype)
+            b = self.get_variable("lora", "b").astype(x.dtype)
+            y = y + self.lora_scale * ((x @ a) @ b)
+        return y
+
+
+def attention_mask(q_positions_BT, q_slots_T, k_positions_BS, k_valid_BS, window):
+    """[B, T, S] visibility: valid keys at earlier-or-same slots, within the window."""
+    k_slots_S = jnp.arange(k_valid_BS.shape[1])
+    visible = k_valid_BS[:, None, :] & (k_slots_S[None, None, :] <= q_slots_T[None, :, None])
+    if window is not None:
+        distance = q_positions_BT[:, :, None] - k_positions_BS[:, None, :]
+        visible &= distance < window
+    return visible
+
+
+class Attention(nn.Module):
+    cfg: DecoderConfig
+    layer: int
+    lora_scale: float
+
+    @nn.compact
+    def __call__(self, x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv):
+        cfg = self.cfg
+        B, T, _ = x_BTD.shape
+        N, K, H = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+
+        def proj(name, heads):
+            return Dense(heads * H, cfg.qkv_bias, self.lora_scale, name=name)(x_BTD)
+
+        q_BTNH = proj("q_proj", N).reshape(B, T, N, H)
+        k_BTKH = proj("k_proj", K).reshape(B, T, K, H)
+        v_BTKH = proj("v_proj", K).reshape(B, T, K, H)
+        if cfg.qk_norm:
+            q_BTNH = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms, name="q_norm")(q_BTNH)
+            k_BTKH = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms, name="k_norm")(k_BTKH)
+        inv_freq = inverse_frequencies(cfg.rope_for_layer(self.layer), H)
+        q_BTNH = apply_rope(q_BTNH, positions_BT, inv_freq)
+        k_BTKH = apply_rope(k_BTKH, positions_BT, inv_freq)
+
+        if kv is None:  # no cache: keys are the current tokens
+            k_BSKH, v_BSKH = k_BTKH, v_BTKH
+        else:
+            k_cache, v_cache, start = kv
+            k_BSKH = jax.lax.dynamic_update_slice_in_dim(
+                k_cache, k_BTKH.astype(k_cache.dtype), start, axis=1
+            )
+            v_BSKH = jax.lax.dynamic_update_slice_in_dim(
+                v_cache, v_BTKH.astype(v_cache.dtype), start, axis=1
+            )
+
+        # Grouped-query attention: query head n uses kv head n // (N // K).
+        q_BTKGH = q_BTNH.reshape(B, T, K, N // K, H)
+        scores_BKGTS = jnp.einsum(
+            "btkgh,bskh->bkgts",
+            q_BTKGH,
+            k_BSKH.astype(q_BTKGH.dtype),
+            preferred_element_type=jnp.float32,
+        )
+        scores_BKGTS = scores_BKGTS * cfg.scale
+        if cfg.attn_logit_softcap is not None:
+            cap = cfg.attn_logit_softcap
+            scores_BKGTS = jnp.tanh(scores_BKGTS / cap) * cap
+        window = cfg.layer_windows[self.layer]
+        mask_BTS = attention_mask(positions_BT, q_slots_T, k_positions_BS, k_valid_BS, window)
+        scores_BKGTS = jnp.where(mask_BTS[:, None, None], scores_BKGTS, _MASKED)
+        probs_BKGTS = jax.nn.softmax(scores_BKGTS, axis=-1).astype(x_BTD.dtype)
+        out_BTKGH = jnp.einsum("bkgts,bskh->btkgh", probs_BKGTS, v_BSKH.astype(x_BTD.dtype))
+        out_BTD = out_BTKGH.reshape(B, T, N * H)
+        out_BTD = Dense(cfg.hidden_size, False, self.lora_scale, name="o_proj")(out_BTD)
+        return out_BTD, (None if kv is None else (k_BSKH, v_BSKH))
+
+
+class MLP(nn.Module):
+    cfg: DecoderConfig
+    lora_scale: float
+
+    @nn.compact
+    def __call__(self, x_BTD):
+        cfg = self.cfg
+        gate = Dense(cfg.intermediate_size, False, self.lora_scale, name="gate_proj")(x_BTD)
+        up = Dense(cfg.intermediate_size, False, self.lora_scale, name="up_proj")(x_BTD)
+        if cfg.mlp_activation == "silu":
+            act = jax.nn.silu(gate)
+        else:
+            act = jax.nn.gelu(gate, approximate=True)
+        return Dense(cfg.hidden_size, False, self.lora_scale, name="down_proj")(act * up)
+
+
+class DecoderLayer(nn.Module):
+    cfg: DecoderConfig
+    layer: int
+    lora_scale: float
+
+    @nn.compact
+    def __call__(self, x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv):
+        cfg = self.cfg
+
+        def norm(name):
+            return RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms, name=name)
+
+        h = norm("input_norm")(x_BTD)
+        h, kv = Attention(cfg, self.layer, self.lora_scale, name="attn")(
+            h, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv
+        )
+        if cfg.gemma_norms:
+            h = norm("post_attn_norm")(h)
+        x_BTD = x_BTD + h
+        h = MLP(cfg, self.lora_scale, name="mlp")(norm("pre_mlp_norm")(x_BTD))
+        if cfg.gemma_norms:
+            h = norm("post_mlp_norm")(h)
+        return x_BTD + h, kv
+
+
+class Decoder(nn.Module):
+    """`logits_BTV, cache = Decoder(cfg).apply(vars, tokens, positions, mask, cache)`.
+
+    tokens_BT: int token ids. positions_BT: int positions (for a left-padded row, 0 at its
+    first real token). mask_BT: 1 for real tokens, 0 for padding. cache: None for a plain
+    causal forward over the given tokens, or a `KVCache` whose slots [end, end + T) receive
+    these tokens; the returned cache has `end` advanced by T.
+    """
+
+    cfg: DecoderConfig
+    lora_scale: float = 1.0
+
+    def setup(self):
+        cfg = self.cfg
+        self.embed = self.param(
+            "embed",
+            lambda rng: {
+                "embedding": nn.initializers.normal(1.0)(
+                    rng, (cfg.vocab_size, cfg.hidden_size), jnp.float32
+                )
+            },
+        )
+        self.layers = [
+            DecoderLayer(cfg, i, self.lora_scale, name=f"layers_{i}") for i in range(cfg.num_layers)
+        ]
+        self.final_norm = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms)
+        if not cfg.tie_embeddings:
+            self.lm_head = self.param(
+                "lm_head",
+                lambda rng: {
+                    "kernel": nn.initializers.normal(0.02)(
+                        rng, (cfg.hidden_size, cfg.vocab_size), jnp.float32
+                    )
+                },
+            )
+
+    def __call__(self, tokens_BT, positions_BT, mask_BT, cache: KVCache | None = None):
+        hidden_BTD, cache = self.hidden_states(tokens_BT, positions_BT, mask_BT, cache)
+        return self.logits(hidden_BTD), cache
+
+    def hidden_states(self, tokens_BT, positions_BT, mask_BT, cache: KVCache | None = None):
+        """Final-normed hidden states [B, T, D] (apply `logits` to the rows that need them)."""
+        cfg = self.cfg
+        embedding = self.embed["embedding"]
+        x_BTD = jnp.take(embedding, tokens_BT, axis=0)
+        if cfg.embed_scale:
+            x_BTD = x_BTD * jnp.asarray(cfg.hidden_size**0.5, jnp.float32).astype(x_BTD.dtype)
+        self.sow("intermediates", "hidden_states", x_BTD)
+        mask_BT = mask_BT.astype(bool)
+        T = tokens_BT.shape[1]
+        if cache is None:
+            start = 0
+            k_positions_BS, k_valid_BS = positions_BT, mask_BT
+        else:
+            start = cache.end
+            k_positions_BS = jax.lax.dynamic_update_slice_in_dim(
+                cache.positions_BS, positions_BT.astype(jnp.int32), start, axis=1
+            )
+            k_valid_BS = jax.lax.dynamic_update_slice_in_dim(cache.valid_BS, mask_BT, start, axis=1)
+        q_slots_T = start + jnp.arange(T)
+        new_k, new_v = [], []
+        for i, layer in enumerate(self.layers):
+            kv = None if cache is None else (cache.k[i], cache.v[i], start)
+            x_BTD, kv = layer(x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv)
+            self.sow("intermediates", "hidden_states", x_BTD)
+            if kv is not None:
+                new_k.append(kv[0])
+                new_v.append(kv[1])
+        x_BTD = self.final_norm(x_BTD)
+        if cache is not None:
+            cache = KVCache(tuple(new_k), tuple(new_v), k_positions_BS, k_valid_BS, start + T)
+        return x_BTD, cache
+
+    def logits(self, hidden_BTD):
+        cfg = self.cfg
+        if cfg.tie_embeddings:
+            kernel_DV = self.embed["embedding"].T
+        else:
+            kernel_DV = self.lm_head["kernel"]
+        logits_BTV = jnp.dot(
+            hidden_BTD, kernel_DV.astype(hidden_BTD.dtype), preferred_element_type=jnp.float32
+        )
+        if cfg.final_logit_softcap is not None:
+            cap = cfg.final_logit_softcap
+            logits_BTV = jnp.tanh(logits_BTV / cap) * cap
+        return logits_BTV
+
+
+def left_padded_positions(mask_BT: jax.Array) -> jax.Array:
+    """Positions for a left-padded batch: 0 at each row's first real token."""
+    return jnp.maximum(jnp.cumsum(mask_BT.astype(jnp.int32), axis=1) - 1, 0)
