@@ -254,10 +254,7 @@ class Decoder(nn.Module):
 
     def logits(self, hidden_BTD):
         cfg = self.cfg
-        if cfg.tie_embeddings:
-            kernel_DV = self.embed["embedding"].T
-        else:
-            kernel_DV = self.lm_head["kernel"]
+        kernel_DV = self.embed["embedding"].T if cfg.tie_embeddings else self.lm_head["kernel"]
         logits_BTV = jnp.dot(
             hidden_BTD, kernel_DV.astype(hidden_BTD.dtype), preferred_element_type=jnp.float32
         )

@@ -25,6 +25,12 @@ Path_ = tuple[str, ...]
 
 # Multimodal Gemma 3 checkpoints nest the text decoder under one of these.
 _TEXT_PREFIXES = ("model.language_model.", "language_model.model.", "model.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint's tensors do not match its config (missing tensor, wrong shape)."""
+
+
 _NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
 
 
@@ -90,7 +96,9 @@ def _detect_prefix(names: set[str]) -> str:
     for prefix in _TEXT_PREFIXES:
         if prefix + "embed_tokens.weight" in names:
             return prefix
-    raise KeyError("embed_tokens.weight not found under any of " + str(list(_TEXT_PREFIXES)))
+    raise CheckpointError(
+        "no tensor named embed_tokens.weight under any of " + str(list(_TEXT_PREFIXES))
+    )
 
 
 def _expected_shape(cfg: DecoderConfig, path: Path_) -> tuple[int, ...]:
@@ -120,14 +128,14 @@ def iter_hf_tensors(ckpt_dir: Path, cfg: DecoderConfig, dtype: str) -> Iterator[
     where = _tensor_locations(safetensors_files(ckpt_dir))
     try:
         prefix = _detect_prefix(set(where))
-    except KeyError as e:
-        raise KeyError(f"{ckpt_dir}: {e.args[0]}") from None
+    except CheckpointError as e:
+        raise CheckpointError(f"{ckpt_dir}: {e}") from None
     table = weight_map(cfg)
     missing = [
         _hf_full_name(n, prefix) for n, _ in table.values() if _hf_full_name(n, prefix) not in where
     ]
     if missing:
-        raise KeyError(
+        raise CheckpointError(
             f"{ckpt_dir}: {len(missing)} tensor(s) missing for {cfg.model_type}, "
             f"first: {missing[0]!r}"
         )
@@ -144,7 +152,7 @@ def iter_hf_tensors(ckpt_dir: Path, cfg: DecoderConfig, dtype: str) -> Iterator[
             array = array.T
         expected = _expected_shape(cfg, path)
         if array.shape != expected:
-            raise ValueError(
+            raise CheckpointError(
                 f"{where[full]}: tensor {full!r} has shape {tuple(array.shape)} "
                 f"(in our layout), expected {expected} from config.json"
             )
