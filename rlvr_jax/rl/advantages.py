@@ -1,0 +1,126 @@
+"""Advantage estimators: group-relative baselines over the G samples of each prompt.
+
+Rows are group-major: rows ``p*G .. p*G+G-1`` are the G samples of prompt p, so
+``rewards_B.reshape(P, G)`` gives one group per row. Every estimator is a pure function
+
+    (rewards_B, group_size, eps) -> (adv_B, stats)
+
+With ``r[p, i]`` the reward of sample i of prompt p,
+``mean_p = 1/G sum_i r[p, i]`` and the *unbiased* (ddof = 1) standard deviation
+``std_p = sqrt(1/(G-1) sum_i (r[p, i] - mean_p)^2)`` (the convention of TRL, whose
+``torch.std`` is unbiased; TRL's default eps is 1e-4):
+
+    grpo     A[p, i] = (r[p, i] - mean_p) / (std_p + eps)
+    dr_grpo  A[p, i] =  r[p, i] - mean_p                          (Dr. GRPO: no std division)
+    rloo     A[p, i] =  r[p, i] - 1/(G-1) sum_{j != i} r[p, j]  =  G/(G-1) (r[p, i] - mean_p)
+    batch    A[p, i] = (r[p, i] - mean_p) / (std_B + eps)          (std_B: unbiased, all B rewards)
+
+``batch`` keeps the group mean as baseline and only replaces the per-group scale by the
+batch scale (TRL ``scale_rewards="batch"``, REINFORCE++-baseline, "Lite PPO").
+
+A group whose rewards are all equal (``max == min`` exactly) carries no learning signal:
+its advantages are set to exactly 0 (``r - mean_p`` alone can be a rounding residue such as
+1e-8, which ``/ eps`` would blow up) and it is counted in ``frac_zero_std``.
+
+The rewards must be the *global* batch (all hosts), since ``batch`` uses a batch statistic;
+under ``jit`` over a mesh that is automatic.
+"""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+AdvantageFn = Callable[[jax.Array, int, float], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def _groups(rewards_B: jax.Array, group_size: int) -> jax.Array:
+    """Returns rewards as float32 [P, G]; validates shapes (static, at trace time)."""
+    if rewards_B.ndim != 1:
+        raise ValueError(f"rewards must be 1-D [B], got shape {rewards_B.shape}")
+    if group_size < 2:
+        raise ValueError(f"group_size must be >= 2 for group-relative advantages, got {group_size}")
+    if rewards_B.shape[0] % group_size:
+        raise ValueError(
+            f"batch of {rewards_B.shape[0]} rewards is not a multiple of group_size {group_size}"
+        )
+    return rewards_B.astype(jnp.float32).reshape(-1, group_size)
+
+
+def _unbiased_std(x: jax.Array, axis: int | None) -> jax.Array:
+    return jnp.std(x, axis=axis, ddof=1, keepdims=axis is not None)
+
+
+def _finish(adv_PG: jax.Array, r_PG: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Zeroes constant groups exactly and computes the statistics."""
+    zero_std_P = jnp.max(r_PG, axis=1) == jnp.min(r_PG, axis=1)
+    adv_PG = jnp.where(zero_std_P[:, None], 0.0, adv_PG)
+    adv_B = adv_PG.reshape(-1)
+    return adv_B, advantage_stats(adv_B, zero_std_P)
+
+
+def advantage_stats(adv_B: jax.Array, zero_std_P: jax.Array) -> dict[str, jax.Array]:
+    """Metrics: mean / population std / min / max of the advantages, and frac_zero_std.
+
+    ``frac_zero_std`` is the fraction of groups (prompts) whose G rewards are all equal.
+    """
+    return {
+        "advantage/mean": jnp.mean(adv_B),
+        "advantage/std": jnp.std(adv_B),
+        "advantage/min": jnp.min(adv_B),
+        "advantage/max": jnp.max(adv_B),
+        "frac_zero_std": jnp.mean(zero_std_P.astype(jnp.float32)),
+    }
+
+
+def grpo_advantages(
+    rewards_B: jax.Array, group_size: int, eps: float
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """GRPO: ``(r - mean_p) / (std_p + eps)``, std unbiased (ddof = 1)."""
+    r_PG = _groups(rewards_B, group_size)
+    centered_PG = r_PG - jnp.mean(r_PG, axis=1, keepdims=True)
+    return _finish(centered_PG / (_unbiased_std(r_PG, axis=1) + eps), r_PG)
+
+
+def dr_grpo_advantages(
+    rewards_B: jax.Array, group_size: int, eps: float
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Dr. GRPO: ``r - mean_p`` (``eps`` unused)."""
+    del eps
+    r_PG = _groups(rewards_B, group_size)
+    return _finish(r_PG - jnp.mean(r_PG, axis=1, keepdims=True), r_PG)
+
+
+def rloo_advantages(
+    rewards_B: jax.Array, group_size: int, eps: float
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """RLOO: ``r_i`` minus the mean of the other G-1 rewards of its group (``eps`` unused)."""
+    del eps
+    r_PG = _groups(rewards_B, group_size)
+    leave_one_out_PG = (jnp.sum(r_PG, axis=1, keepdims=True) - r_PG) / (group_size - 1)
+    return _finish(r_PG - leave_one_out_PG, r_PG)
+
+
+def batch_advantages(
+    rewards_B: jax.Array, group_size: int, eps: float
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Group mean baseline, batch scale: ``(r - mean_p) / (std_B + eps)``, std unbiased."""
+    r_PG = _groups(rewards_B, group_size)
+    centered_PG = r_PG - jnp.mean(r_PG, axis=1, keepdims=True)
+    return _finish(centered_PG / (_unbiased_std(r_PG, axis=None) + eps), r_PG)
+
+
+ADVANTAGE_ESTIMATORS: dict[str, AdvantageFn] = {
+    "grpo": grpo_advantages,
+    "dr_grpo": dr_grpo_advantages,
+    "rloo": rloo_advantages,
+    "batch": batch_advantages,
+}
+
+
+def get_advantage_estimator(name: str) -> AdvantageFn:
+    """Looks up an estimator by its config name (``rl.advantage``)."""
+    if name not in ADVANTAGE_ESTIMATORS:
+        choices = sorted(ADVANTAGE_ESTIMATORS)
+        raise ValueError(f"rl.advantage: unknown estimator {name!r}; choose one of {choices}")
+    return ADVANTAGE_ESTIMATORS[name]

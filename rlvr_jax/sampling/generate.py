@@ -1,0 +1,143 @@
+"""Batched generation with a preallocated KV cache, in one jitted program.
+
+The prompts (B rows) are prefilled once; the cache is then repeated G = num_samples times
+so the R = B * G rows decode together in a `lax.while_loop` that stops as soon as every row
+has emitted a stop token (or after `max_new_tokens`). Row r belongs to prompt r // G.
+
+Two log-probabilities are returned per generated token:
+  * `logprobs`: log pi(token) under the policy itself, i.e. log_softmax of the raw logits
+    (temperature 1, no top-k/top-p). This is what the GRPO loss uses as "old" logprobs.
+  * `sampling_logprobs`: log q(token) under the distribution actually sampled from
+    (temperature, top-k and top-p applied); 0 for greedy decoding.
+Shape letters: B prompts, P prompt slots, G samples per prompt, R = B * G rows,
+L max new tokens, V vocab.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from rlvr_jax.models.decoder import Decoder, left_padded_positions
+from rlvr_jax.models.kv_cache import KVCache
+from rlvr_jax.sampling.config import SamplingConfig
+from rlvr_jax.sampling.filters import sampling_logits
+from rlvr_jax.sampling.prompts import left_pad
+
+
+@flax.struct.dataclass
+class Completions:
+    prompt_ids: jax.Array  # [R, P] left-padded prompt of each row
+    prompt_mask: jax.Array  # [R, P]
+    ids: jax.Array  # [R, L] generated tokens, pad after a row's stop token
+    mask: jax.Array  # [R, L] 1 for generated tokens, stop token included
+    logprobs: jax.Array  # [R, L] float32 policy logprobs (temperature 1), 0 where mask is 0
+    sampling_logprobs: jax.Array  # [R, L] float32 logprobs under the sampling distribution
+    lengths: jax.Array  # [R] number of generated tokens
+    truncated: jax.Array  # [R] bool, no stop token within max_new_tokens
+
+
+def generate(
+    model: Decoder,
+    params: Any,
+    lora: Any | None,
+    prompts: Sequence[Sequence[int]],
+    rng: jax.Array,
+    cfg: SamplingConfig,
+) -> Completions:
+    """Samples `cfg.num_samples` completions for each prompt (lists of token ids)."""
+    tokens_BP, mask_BP = left_pad(prompts, cfg.prompt_buckets, cfg.pad_token_id)
+    return generate_padded(model, params, lora, tokens_BP, mask_BP, rng, cfg)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "cfg"))
+def generate_padded(model, params, lora, tokens_BP, mask_BP, rng, cfg: SamplingConfig):
+    """`generate` on prompts already left-padded to a bucket (jitted once per shape)."""
+    variables = {"params": params} if lora is None else {"params": params, "lora": lora}
+    B, P = tokens_BP.shape
+    G, L = cfg.num_samples, cfg.max_new_tokens
+    R = B * G
+    dtype = jax.tree.leaves(params["embed"])[0].dtype
+    positions_BP = left_padded_positions(mask_BP)
+
+    cache = KVCache.empty(model.cfg, B, P + L, dtype)
+    hidden_BPD, cache = model.apply(
+        variables, tokens_BP, positions_BP, mask_BP, cache, method=Decoder.hidden_states
+    )
+    logits_BV = model.apply(variables, hidden_BPD[:, -1:], method=Decoder.logits)[:, 0]
+    cache = jax.tree.map(lambda x: jnp.repeat(x, G, axis=0) if x.ndim else x, cache)
+    logits_RV = jnp.repeat(logits_BV, G, axis=0)
+    first_position_R = jnp.repeat(positions_BP[:, -1] + 1, G)
+    stop_ids = jnp.asarray(cfg.stop_token_ids or (-1,), jnp.int32)
+
+    def sample(logits_RV, step_rng):
+        """Returns (tokens, sampling logprobs) for one step."""
+        if cfg.greedy:
+            return jnp.argmax(logits_RV, axis=-1).astype(jnp.int32), jnp.zeros(R, jnp.float32)
+        logq_RV = jax.nn.log_softmax(sampling_logits(logits_RV, cfg), axis=-1)
+        token_R = _inverse_cdf_sample(jnp.exp(logq_RV), step_rng)
+        return token_R, jnp.take_along_axis(logq_RV, token_R[:, None], axis=-1)[:, 0]
+
+    def body(state):
+        t, logits_RV, cache, ids_RL, mask_RL, logp_RL, logq_RL, done_R = state
+        token_R, logq_R = sample(logits_RV, jax.random.fold_in(rng, t))
+        logp_R = jnp.take_along_axis(
+            jax.nn.log_softmax(logits_RV.astype(jnp.float32), axis=-1), token_R[:, None], axis=-1
+        )[:, 0]
+        active_R = ~done_R
+        token_R = jnp.where(active_R, token_R, cfg.pad_token_id)
+        ids_RL = ids_RL.at[:, t].set(token_R)
+        mask_RL = mask_RL.at[:, t].set(active_R)
+        logp_RL = logp_RL.at[:, t].set(jnp.where(active_R, logp_R, 0.0))
+        logq_RL = logq_RL.at[:, t].set(jnp.where(active_R, logq_R, 0.0))
+        done_R = done_R | jnp.isin(token_R, stop_ids)
+        logits_R1V, cache = model.apply(
+            variables,
+            token_R[:, None],
+            (first_position_R + t)[:, None],
+            active_R[:, None],
+            cache,
+        )
+        return t + 1, logits_R1V[:, 0], cache, ids_RL, mask_RL, logp_RL, logq_RL, done_R
+
+    def cond(state):
+        t, *_, done_R = state
+        return (t < L) & ~jnp.all(done_R)
+
+    init = (
+        jnp.zeros((), jnp.int32),
+        logits_RV,
+        cache,
+        jnp.full((R, L), cfg.pad_token_id, jnp.int32),
+        jnp.zeros((R, L), bool),
+        jnp.zeros((R, L), jnp.float32),
+        jnp.zeros((R, L), jnp.float32),
+        jnp.zeros(R, bool),
+    )
+    _, _, _, ids_RL, mask_RL, logp_RL, logq_RL, done_R = jax.lax.while_loop(cond, body, init)
+    return Completions(
+        prompt_ids=jnp.repeat(tokens_BP, G, axis=0),
+        prompt_mask=jnp.repeat(mask_BP, G, axis=0),
+        ids=ids_RL,
+        mask=mask_RL.astype(jnp.int32),
+        logprobs=logp_RL,
+        sampling_logprobs=logq_RL,
+        lengths=jnp.sum(mask_RL, axis=1, dtype=jnp.int32),
+        truncated=~done_R,
+    )
+
+
+def _inverse_cdf_sample(probs_RV: jax.Array, rng: jax.Array) -> jax.Array:
+    """One uniform per row instead of V Gumbels: the first token whose CDF exceeds u.
+
+    Zero-probability tokens add nothing to the CDF, so they can never be the first index
+    with cdf > u * total (u < 1).
+    """
+    cdf_RV = jnp.cumsum(probs_RV, axis=-1)
+    u_R1 = jax.random.uniform(rng, (probs_RV.shape[0], 1)) * cdf_RV[:, -1:]
+    return jnp.sum(cdf_RV <= u_R1, axis=-1).astype(jnp.int32)

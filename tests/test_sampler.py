@@ -1,0 +1,188 @@
+"""KV-cache sampler: exactness against full forwards, logprobs, sampling statistics."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rlvr_jax.models import Decoder, DecoderConfig, RopeConfig, left_padded_positions
+from rlvr_jax.sampling import SamplingConfig, generate, generate_padded
+from rlvr_jax.sampling.filters import sampling_logits
+from rlvr_jax.sampling.generate import _inverse_cdf_sample
+
+VOCAB = 67
+PROMPTS = [[5, 9, 11, 3, 20, 7, 8], [4, 4, 30], [12, 40, 41, 42, 43], [60]]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = DecoderConfig(
+        model_type="llama",
+        vocab_size=VOCAB,
+        hidden_size=30,
+        intermediate_size=43,
+        num_layers=2,
+        num_heads=3,
+        num_kv_heads=1,
+        head_dim=10,
+        rms_norm_eps=1e-6,
+        rope=RopeConfig(theta=10000.0),
+        layer_windows=(None, None),
+        tie_embeddings=False,
+    )
+    model = Decoder(cfg)
+    dummy = jnp.zeros((1, 4), jnp.int32)
+    params = model.init(jax.random.key(0), dummy, dummy, jnp.ones_like(dummy))["params"]
+    # Larger output weights give peaked, decisive distributions (no argmax near-ties).
+    params["lm_head"]["kernel"] = params["lm_head"]["kernel"] * 40.0
+    return model, params
+
+
+def _full_forward_logits(model, params, tokens_BT, mask_BT):
+    logits, _ = model.apply({"params": params}, tokens_BT, left_padded_positions(mask_BT), mask_BT)
+    return logits
+
+
+def test_greedy_equals_argmax_of_full_forwards(tiny):
+    model, params = tiny
+    L = 12
+    cfg = SamplingConfig(max_new_tokens=L, temperature=0.0, prompt_buckets=(8, 16))
+    out = generate(model, params, None, PROMPTS, jax.random.key(1), cfg)
+    tokens = np.asarray(out.prompt_ids)
+    mask = np.asarray(out.prompt_mask)
+    for _ in range(L):  # step by step, no cache, whole sequence every time
+        logits = _full_forward_logits(model, params, tokens, mask)
+        nxt = np.asarray(jnp.argmax(logits[:, -1], axis=-1))[:, None]
+        tokens = np.concatenate([tokens, nxt], axis=1)
+        mask = np.concatenate([mask, np.ones_like(nxt)], axis=1)
+    np.testing.assert_array_equal(np.asarray(out.ids), tokens[:, -L:])
+    assert np.all(np.asarray(out.mask) == 1)
+    assert np.all(np.asarray(out.truncated))
+
+
+def test_policy_logprobs_equal_teacher_forced(tiny):
+    model, params = tiny
+    cfg = SamplingConfig(
+        max_new_tokens=10, temperature=0.7, top_k=20, num_samples=3, prompt_buckets=(8,)
+    )
+    out = generate(model, params, None, PROMPTS, jax.random.key(2), cfg)
+    tokens = jnp.concatenate([out.prompt_ids, out.ids], axis=1)
+    mask = jnp.concatenate([out.prompt_mask, out.mask], axis=1)
+    logits = _full_forward_logits(model, params, tokens, mask)
+    P = out.prompt_ids.shape[1]
+    logp = jax.nn.log_softmax(logits[:, P - 1 : -1], axis=-1)
+    teacher = jnp.take_along_axis(logp, out.ids[..., None], axis=-1)[..., 0]
+    teacher = jnp.where(out.mask == 1, teacher, 0.0)
+    np.testing.assert_allclose(np.asarray(out.logprobs), np.asarray(teacher), atol=1e-4)
+    # The sampled distribution is sharper (T < 1, top-k), never less likely for its own draws.
+    assert np.asarray(out.sampling_logprobs).shape == np.asarray(out.logprobs).shape
+
+
+def test_samples_per_prompt_share_the_prompt(tiny):
+    model, params = tiny
+    cfg = SamplingConfig(max_new_tokens=6, temperature=1.0, num_samples=4, prompt_buckets=(8,))
+    out = generate(model, params, None, PROMPTS, jax.random.key(3), cfg)
+    ids = np.asarray(out.ids).reshape(len(PROMPTS), 4, -1)
+    prompt_ids = np.asarray(out.prompt_ids).reshape(len(PROMPTS), 4, -1)
+    assert np.all(prompt_ids == prompt_ids[:, :1])
+    assert any(len({tuple(r) for r in group}) > 1 for group in ids), "samples never differ"
+
+
+def test_stop_tokens_end_rows_and_mask_the_rest(tiny):
+    model, params = tiny
+    greedy = SamplingConfig(max_new_tokens=12, temperature=0.0, prompt_buckets=(8,))
+    free = generate(model, params, None, PROMPTS, jax.random.key(0), greedy)
+    free_ids = np.asarray(free.ids)
+    # Use the tokens greedy emits at steps 2 and 4 of rows 0 and 1 as stop tokens.
+    stops = (int(free_ids[0, 2]), int(free_ids[1, 4]))
+    cfg = SamplingConfig(
+        max_new_tokens=12,
+        temperature=0.0,
+        stop_token_ids=stops,
+        pad_token_id=0,
+        prompt_buckets=(8,),
+    )
+    out = generate(model, params, None, PROMPTS, jax.random.key(0), cfg)
+    ids, mask = np.asarray(out.ids), np.asarray(out.mask)
+    for row in range(len(PROMPTS)):
+        hits = np.flatnonzero(np.isin(free_ids[row], stops))
+        expected_len = hits[0] + 1 if hits.size else 12
+        assert out.lengths[row] == expected_len
+        assert bool(out.truncated[row]) == (hits.size == 0)
+        np.testing.assert_array_equal(ids[row, :expected_len], free_ids[row, :expected_len])
+        assert np.all(mask[row, :expected_len] == 1) and np.all(mask[row, expected_len:] == 0)
+        assert np.all(ids[row, expected_len:] == 0)
+        assert np.all(np.asarray(out.logprobs)[row, expected_len:] == 0)
+
+
+def test_same_bucket_does_not_recompile(tiny):
+    model, params = tiny
+    cfg = SamplingConfig(max_new_tokens=4, temperature=1.0, prompt_buckets=(8, 16))
+    generate(model, params, None, [[1, 2, 3]], jax.random.key(0), cfg)
+    before = generate_padded._cache_size()
+    generate(model, params, None, [[1, 2, 3, 4, 5, 6]], jax.random.key(1), cfg)
+    generate(model, params, None, [[7]], jax.random.key(2), cfg)
+    assert generate_padded._cache_size() == before
+    generate(model, params, None, [list(range(1, 12))], jax.random.key(3), cfg)  # bucket 16
+    assert generate_padded._cache_size() == before + 1
+
+
+def test_prompt_longer_than_buckets_is_a_clear_error(tiny):
+    model, params = tiny
+    cfg = SamplingConfig(max_new_tokens=4, prompt_buckets=(4,))
+    with pytest.raises(ValueError, match="prompt_buckets"):
+        generate(model, params, None, [[1, 2, 3, 4, 5]], jax.random.key(0), cfg)
+
+
+def test_bfloat16_greedy_runs_and_mostly_agrees(tiny):
+    model, params = tiny
+    cfg = SamplingConfig(max_new_tokens=8, temperature=0.0, prompt_buckets=(8,))
+    p16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
+    a = np.asarray(generate(model, params, None, PROMPTS, jax.random.key(0), cfg).ids)
+    b = np.asarray(generate(model, p16, None, PROMPTS, jax.random.key(0), cfg).ids)
+    assert (a[:, :2] == b[:, :2]).mean() >= 0.75
+
+
+# --- sampling statistics for a fixed logit vector -----------------------------------------
+
+LOGITS = np.log(np.array([0.30, 0.25, 0.15, 0.12, 0.08, 0.05, 0.03, 0.02]))
+DRAWS = 40_000
+
+
+def _empirical(cfg: SamplingConfig) -> np.ndarray:
+    logits = jnp.broadcast_to(jnp.asarray(LOGITS, jnp.float32), (DRAWS, LOGITS.size))
+    probs = jax.nn.softmax(sampling_logits(logits, cfg), axis=-1)
+    tokens = _inverse_cdf_sample(probs, jax.random.key(42))
+    return np.bincount(np.asarray(tokens), minlength=LOGITS.size) / DRAWS
+
+
+def _target(temperature=1.0, top_k=0, top_p=1.0) -> np.ndarray:
+    p = np.exp(LOGITS / temperature)
+    p /= p.sum()
+    order = np.argsort(-p)
+    keep = np.zeros_like(p, bool)
+    mass = 0.0
+    for rank, i in enumerate(order):
+        if (top_k and rank >= top_k) or mass >= top_p:
+            break
+        keep[i] = True
+        mass += p[i]
+    q = np.where(keep, p, 0.0)
+    return q / q.sum()
+
+
+@pytest.mark.parametrize(
+    "temperature, top_k, top_p",
+    [(1.0, 0, 1.0), (0.5, 0, 1.0), (2.0, 0, 1.0), (1.0, 3, 1.0), (1.0, 0, 0.6), (0.8, 5, 0.7)],
+)
+def test_sampling_frequencies_match_target(temperature, top_k, top_p):
+    cfg = SamplingConfig(max_new_tokens=1, temperature=temperature, top_k=top_k, top_p=top_p)
+    empirical, target = _empirical(cfg), _target(temperature, top_k, top_p)
+    assert np.all(empirical[target == 0] == 0), "a filtered-out token was sampled"
+    # Chi-square goodness of fit over the kept tokens; 99.9% critical values for df <= 7.
+    kept = target > 0
+    chi2 = DRAWS * np.sum((empirical[kept] - target[kept]) ** 2 / target[kept])
+    critical = {1: 10.83, 2: 13.82, 3: 16.27, 4: 18.47, 5: 20.52, 6: 22.46, 7: 24.32}
+    assert chi2 < critical[max(int(kept.sum()) - 1, 1)], (chi2, empirical, target)
