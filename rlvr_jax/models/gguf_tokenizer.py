@@ -80,12 +80,14 @@ def build_gguf_tokenizer(meta: Mapping[str, Any], source: str) -> Tokenizer:
     kind = metadata_value(meta, "tokenizer.ggml.model", source)
     if kind != "gpt2":
         raise ValueError(
-            f"{source}: tokenizer model {kind!r} is not supported (supported: 'gpt2', byte-level BPE)"
+            f"{source}: tokenizer model {kind!r} is not supported "
+            "(supported: 'gpt2', byte-level BPE)"
         )
     pre = meta.get("tokenizer.ggml.pre", "default")
     if pre not in _PRE_TOKENIZERS:
         raise ValueError(
-            f"{source}: pre-tokenizer {pre!r} is not supported (supported: {sorted(_PRE_TOKENIZERS)})"
+            f"{source}: pre-tokenizer {pre!r} is not supported "
+            f"(supported: {sorted(_PRE_TOKENIZERS)})"
         )
     tokens: list[str] = metadata_value(meta, "tokenizer.ggml.tokens", source)
     merges = [tuple(m.split(" ")) for m in metadata_value(meta, "tokenizer.ggml.merges", source)]
