@@ -86,3 +86,34 @@ def test_greedy_continuation_identical(ours, hf_model):
             )[0, len(prompt) :].tolist()
         n = int(out.lengths[row])
         assert np.asarray(out.ids[row, :n]).tolist() == ref, tokenizer.decode(ref)
+
+
+_PEAK_SCRIPT = """
+import resource, sys
+import jax
+from rlvr_jax.models import load_decoder_config, resolve_checkpoint
+from rlvr_jax.models.hf_weights import load_hf_params
+ckpt = resolve_checkpoint("smollm2-135m-instruct", cache_dir=sys.argv[1])
+cfg = load_decoder_config(ckpt)
+jax.numpy.ones(3).block_until_ready()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+params = load_hf_params(ckpt, cfg, "float32")
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(after - before, sum(x.nbytes for x in jax.tree.leaves(params)))
+"""
+
+
+def test_loading_peak_memory_is_below_twice_the_model(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    growth, model_bytes = map(int, out.stdout.split())
+    assert growth <= 2 * model_bytes, (
+        f"peak RSS grew {growth / 2**20:.0f} MiB for a {model_bytes / 2**20:.0f} MiB model"
+    )
