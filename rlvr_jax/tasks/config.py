@@ -1,0 +1,149 @@
+"""Typed, validated data configuration (`config.data`).
+
+Each field mirrors one key of the ml_collections config; `DataConfig.from_dict`
+converts `config.data.to_dict()` once, at the boundary. Errors name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from rlvr_jax.tasks.base import DATASETS
+
+ARITHMETIC_OPERATORS = ("+", "-", "*", "/")
+FILE_DATASETS = ("gsm8k", "jsonl")  # need data.path
+
+
+def _check_range(key: str, low: int, high: int) -> None:
+    if low > high:
+        raise ValueError(f"{key}: empty range [{low}, {high}]")
+
+
+def _check_split_sizes(key: str, num_train: int, num_eval: int, holdout: float) -> None:
+    if num_train < 1:
+        raise ValueError(f"{key}.num_train: must be >= 1, got {num_train}")
+    if num_eval < 1:
+        raise ValueError(f"{key}.num_eval: must be >= 1 (set data.eval_split='' for no eval)")
+    if not 0.0 < holdout < 1.0:
+        raise ValueError(f"{key}.holdout_fraction: must be in (0, 1), got {holdout}")
+
+
+def _check_operators(key: str, operators: tuple[str, ...]) -> None:
+    if not operators or any(op not in ARITHMETIC_OPERATORS for op in operators):
+        raise ValueError(
+            f"{key}.operators: a non-empty subset of {list(ARITHMETIC_OPERATORS)}, "
+            f"got {operators!r}"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ArithmeticConfig:
+    """Synthetic `a <op> b` problems (`data.arithmetic`)."""
+
+    operators: tuple[str, ...] = ("+",)  # drawn uniformly; '/' problems divide exactly
+    min_value: int = 10  # operands are drawn from [min_value, max_value]
+    max_value: int = 99
+    num_train: int = 5000  # distinct problems in the train split
+    num_eval: int = 200  # distinct problems in the held-out eval split
+    holdout_fraction: float = 0.1  # share of all problems reserved for eval, by hash
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "operators", tuple(self.operators))
+        _check_operators("data.arithmetic", self.operators)
+        _check_range("data.arithmetic.min_value/max_value", self.min_value, self.max_value)
+        if "/" in self.operators and self.max_value < 1:
+            raise ValueError("data.arithmetic.max_value: '/' needs a positive divisor")
+        _check_split_sizes("data.arithmetic", self.num_train, self.num_eval, self.holdout_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class CountdownConfig:
+    """TinyZero-style countdown instances (`data.countdown`): reach the target."""
+
+    min_count: int = 3  # how many numbers an instance has, drawn from [min_count, max_count]
+    max_count: int = 4
+    min_number: int = 1  # each number is drawn from [min_number, max_number]
+    max_number: int = 99
+    min_target: int = 1  # only instances whose target is in [min_target, max_target]
+    max_target: int = 100
+    operators: tuple[str, ...] = ("+", "-", "*", "/")  # used to build the hidden solution
+    num_train: int = 5000
+    num_eval: int = 200
+    holdout_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "operators", tuple(self.operators))
+        _check_operators("data.countdown", self.operators)
+        if self.min_count < 2:
+            raise ValueError(f"data.countdown.min_count: at least 2, got {self.min_count}")
+        _check_range("data.countdown.min_count/max_count", self.min_count, self.max_count)
+        if self.min_number < 1:
+            raise ValueError(f"data.countdown.min_number: at least 1, got {self.min_number}")
+        _check_range("data.countdown.min_number/max_number", self.min_number, self.max_number)
+        _check_range("data.countdown.min_target/max_target", self.min_target, self.max_target)
+        _check_split_sizes("data.countdown", self.num_train, self.num_eval, self.holdout_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, which splits, how many rows, in which order (`config.data`)."""
+
+    name: str = "arithmetic"  # one of DATASETS: arithmetic, countdown, gsm8k, jsonl
+    # gsm8k / jsonl: a hub id ("openai/gsm8k"), a local directory holding {split}.jsonl /
+    # .json / .parquet files, a path containing "{split}", or one local file (train only).
+    path: str = ""
+    subset: str = ""  # hub config name, e.g. "main" for openai/gsm8k; "" for none
+    split: str = "train"  # file/hub split used for training
+    eval_split: str = "test"  # file/hub split used for evaluation; "" for none
+    max_samples: int = 0  # keep the first N training rows after shuffling; 0 = all
+    eval_max_samples: int = 0  # keep the first N eval rows; 0 = all
+    shuffle: bool = True  # shuffle the training rows by `seed` (eval keeps file order)
+    seed: int = 0  # shuffling, epoch order, and synthetic training instances
+    question_field: str = "question"  # jsonl: record key holding the question
+    answer_field: str = "answer"  # jsonl: record key holding the answer
+    arithmetic: ArithmeticConfig = dataclasses.field(default_factory=ArithmeticConfig)
+    countdown: CountdownConfig = dataclasses.field(default_factory=CountdownConfig)
+
+    def __post_init__(self) -> None:
+        if self.name not in DATASETS:
+            raise ValueError(
+                f"data.name: unknown dataset {self.name!r}; choose one of {sorted(DATASETS)}"
+            )
+        if self.name in FILE_DATASETS and not self.path:
+            raise ValueError(
+                f"data.path: required for dataset {self.name!r} (a hub id such as "
+                "'openai/gsm8k', a local directory, or a file)"
+            )
+        if not self.split:
+            raise ValueError("data.split: must name the training split")
+        for key in ("max_samples", "eval_max_samples"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"data.{key}: must be >= 0 (0 = all), got {getattr(self, key)}")
+        for key, sub in _NESTED:
+            if not isinstance(getattr(self, key), sub):
+                raise ValueError(f"data.{key}: expected {sub.__name__}; build with from_dict")
+        for key in ("question_field", "answer_field"):
+            if not getattr(self, key):
+                raise ValueError(f"data.{key}: must be a non-empty field name")
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> DataConfig:
+        """Build from a plain mapping such as `config.data.to_dict()`."""
+        kwargs = dict(config)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(kwargs) - fields
+        if unknown:
+            raise ValueError(f"data: unknown keys {sorted(unknown)}")
+        for key, sub in _NESTED:
+            if key in kwargs and not isinstance(kwargs[key], sub):
+                nested = dict(kwargs[key])  # a dict or an ml_collections ConfigDict
+                unknown = set(nested) - {f.name for f in dataclasses.fields(sub)}
+                if unknown:
+                    raise ValueError(f"data.{key}: unknown keys {sorted(unknown)}")
+                kwargs[key] = sub(**nested)
+        return cls(**kwargs)
+
+
+_NESTED = (("arithmetic", ArithmeticConfig), ("countdown", CountdownConfig))
