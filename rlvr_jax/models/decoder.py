@@ -105,23 +105,25 @@ class Attention(nn.Module):
         q_BTNH = apply_rope(q_BTNH, positions_BT, inv_freq)
         k_BTKH = apply_rope(k_BTKH, positions_BT, inv_freq)
 
+        k_BKTH = k_BTKH.transpose(0, 2, 1, 3)
+        v_BKTH = v_BTKH.transpose(0, 2, 1, 3)
         if kv is None:  # no cache: keys are the current tokens
-            k_BSKH, v_BSKH = k_BTKH, v_BTKH
+            k_BKSH, v_BKSH = k_BKTH, v_BKTH
         else:
             k_cache, v_cache, start = kv
-            k_BSKH = jax.lax.dynamic_update_slice_in_dim(
-                k_cache, k_BTKH.astype(k_cache.dtype), start, axis=1
+            k_BKSH = jax.lax.dynamic_update_slice_in_dim(
+                k_cache, k_BKTH.astype(k_cache.dtype), start, axis=2
             )
-            v_BSKH = jax.lax.dynamic_update_slice_in_dim(
-                v_cache, v_BTKH.astype(v_cache.dtype), start, axis=1
+            v_BKSH = jax.lax.dynamic_update_slice_in_dim(
+                v_cache, v_BKTH.astype(v_cache.dtype), start, axis=2
             )
 
-        # Grouped-query attention: query head n uses kv head n // (N // K).
-        q_BTKGH = q_BTNH.reshape(B, T, K, N // K, H)
+        # Grouped-query attention: query head n uses kv head n // G, G = N // K.
+        q_BKGTH = q_BTNH.reshape(B, T, K, N // K, H).transpose(0, 2, 3, 1, 4)
         scores_BKGTS = jnp.einsum(
-            "btkgh,bskh->bkgts",
-            q_BTKGH,
-            k_BSKH.astype(q_BTKGH.dtype),
+            "bkgth,bksh->bkgts",
+            q_BKGTH,
+            k_BKSH.astype(q_BKGTH.dtype),
             preferred_element_type=jnp.float32,
         )
         scores_BKGTS = scores_BKGTS * cfg.scale
@@ -132,10 +134,11 @@ class Attention(nn.Module):
         mask_BTS = attention_mask(positions_BT, q_slots_T, k_positions_BS, k_valid_BS, window)
         scores_BKGTS = jnp.where(mask_BTS[:, None, None], scores_BKGTS, _MASKED)
         probs_BKGTS = jax.nn.softmax(scores_BKGTS, axis=-1).astype(x_BTD.dtype)
-        out_BTKGH = jnp.einsum("bkgts,bskh->btkgh", probs_BKGTS, v_BSKH.astype(x_BTD.dtype))
+        out_BKGTH = jnp.einsum("bkgts,bksh->bkgth", probs_BKGTS, v_BKSH.astype(x_BTD.dtype))
+        out_BTKGH = out_BKGTH.transpose(0, 3, 1, 2, 4)
         out_BTD = out_BTKGH.reshape(B, T, N * H)
         out_BTD = Dense(cfg.hidden_size, False, self.lora_scale, name="o_proj")(out_BTD)
-        return out_BTD, (None if kv is None else (k_BSKH, v_BSKH))
+        return out_BTD, (None if kv is None else (k_BKSH, v_BKSH))
 
 
 class MLP(nn.Module):

@@ -16,8 +16,10 @@ from rlvr_jax.models.config import DecoderConfig
 
 @flax.struct.dataclass
 class KVCache:
-    k: tuple[jax.Array, ...]  # per layer [B, S, K, H]
-    v: tuple[jax.Array, ...]  # per layer [B, S, K, H]
+    # Per layer [B, K, S, H]: batch and kv-head lead, so the attention dots batch over them
+    # without transposing the cache every decode step.
+    k: tuple[jax.Array, ...]
+    v: tuple[jax.Array, ...]
     positions_BS: jax.Array  # int32 position of the token held in each slot
     valid_BS: jax.Array  # bool, the slot holds a real (non-padding) token
     end: jax.Array  # int32 scalar, number of slots written so far
@@ -28,7 +30,7 @@ class KVCache:
 
     @classmethod
     def empty(cls, cfg: DecoderConfig, batch: int, num_slots: int, dtype) -> KVCache:
-        shape = (batch, num_slots, cfg.num_kv_heads, cfg.head_dim)
+        shape = (batch, cfg.num_kv_heads, num_slots, cfg.head_dim)
         return cls(
             k=tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_layers)),
             v=tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_layers)),
