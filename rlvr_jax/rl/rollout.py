@@ -1,0 +1,77 @@
+"""From sampled completions and their rewards to a sharded train batch.
+
+The orchestrator's rollout, in order:
+
+    completions = sampling.generate(model, base, lora, prompts, rng, sampling_cfg)
+    rewards_R   = <host: detokenize, verifier rewards, weighted sum>     (numpy [R])
+    batch, metrics = make_train_batch(completions, rewards_R, mesh, group_size, estimator, eps)
+    batch = scorer(state, batch)               # train_step.make_rollout_scorer: old / ref logprobs
+
+Rows are group-major (row r is sample r % G of prompt r // G), as the sampler returns them.
+Advantages are computed *after* the batch is placed on the mesh, under ``jit`` on the global
+array, so batch-level estimators see every row of every host.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from rlvr_jax.parallel import batch_sharding, shard_batch
+from rlvr_jax.rl.advantages import get_advantage_estimator
+from rlvr_jax.sampling import Completions
+
+Batch = dict[str, jax.Array]
+
+
+@functools.partial(jax.jit, static_argnames=("group_size", "estimator", "eps"))
+def compute_advantages(
+    rewards_R: jax.Array, group_size: int, estimator: str, eps: float
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """``(adv_R, stats)`` of the estimator named ``estimator`` (``rl.advantage``).
+
+    ``stats``: ``advantage/{mean,std,min,max}`` and ``frac_zero_std`` (see advantages.py).
+    """
+    return get_advantage_estimator(estimator)(rewards_R, group_size, eps)
+
+
+def make_train_batch(
+    completions: Completions,
+    rewards_R: Any,
+    mesh: Mesh,
+    group_size: int,
+    estimator: str,
+    eps: float,
+) -> tuple[Batch, dict[str, jax.Array]]:
+    """The train batch (see ``train_step.py``) on ``mesh`` and the rollout metrics.
+
+    ``completions`` and ``rewards_R`` hold this process's rows. Metrics: the advantage
+    statistics, ``frac_zero_std``, ``completion/length_mean`` and
+    ``completion/truncated_frac``.
+    """
+    get_advantage_estimator(estimator)  # fail on a bad name before any device work
+    host = {
+        "prompt_ids": np.asarray(completions.prompt_ids, np.int32),
+        "prompt_mask": np.asarray(completions.prompt_mask, np.int32),
+        "completion_ids": np.asarray(completions.ids, np.int32),
+        "completion_mask": np.asarray(completions.mask, np.int32),
+        "rewards": np.asarray(rewards_R, np.float32),
+        "lengths": np.asarray(completions.lengths, np.float32),
+        "truncated": np.asarray(completions.truncated, np.float32),
+    }
+    if host["rewards"].shape != (host["prompt_ids"].shape[0],):
+        raise ValueError(
+            f"rewards have shape {host['rewards'].shape}, expected one per completion "
+            f"({host['prompt_ids'].shape[0]},)"
+        )
+    placed = shard_batch(host, mesh)
+    advantages_R, metrics = compute_advantages(placed.pop("rewards"), group_size, estimator, eps)
+    metrics["completion/length_mean"] = jnp.mean(placed.pop("lengths"))
+    metrics["completion/truncated_frac"] = jnp.mean(placed.pop("truncated"))
+    placed["advantages"] = jax.device_put(advantages_R, batch_sharding(mesh))
+    return placed, metrics

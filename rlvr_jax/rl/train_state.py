@@ -1,0 +1,71 @@
+"""The train state ``(step, trainable, opt_state, rng)``, created already sharded.
+
+``trainable`` is the LoRA tree (``rl.trainable = 'lora'``; the base params stay outside the
+state, frozen) or the whole params tree (``'full'``). Every leaf, the optimizer moments
+included, is placed by the one table of rules in ``parallel.PARAM_SHARDING_RULES``: the rules
+match the end of each leaf's path, so ``opt_state/.../mu/layers_0/mlp/down_proj/kernel`` is
+sharded like the kernel itself, and scalars (step, Adam's count) are replicated.
+
+``rng`` is the run's base key (raw ``uint32`` key data, as ``jax.random.key_data`` gives, so
+that a checkpoint holds a plain array); it never changes. Per-step keys are derived as
+``jax.random.fold_in(rng, step)`` (see :func:`step_rng`), so a resumed run draws the same
+numbers as one that never stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh
+
+from rlvr_jax.parallel import param_shardings
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # int32 scalar: optimizer updates applied so far
+    trainable: PyTree  # LoRA tree, or all params in full fine-tuning
+    opt_state: optax.OptState
+    rng: jax.Array  # uint32 key data of the run's base key
+
+
+def train_state_shardings(state: TrainState, mesh: Mesh) -> TrainState:
+    """NamedShardings for every leaf of ``state`` (arrays or ShapeDtypeStructs)."""
+    return param_shardings(state, mesh)
+
+
+def init_train_state(
+    trainable: PyTree, optimizer: optax.GradientTransformation, rng: jax.Array, mesh: Mesh
+) -> TrainState:
+    """Step 0, ``optimizer.init(trainable)``, placed on ``mesh`` by the sharding rules.
+
+    ``trainable`` is copied (never aliased), so in full fine-tuning the caller's params can
+    stay alive as the frozen reference while the state's copy is donated step after step.
+    ``rng`` is a typed key (``jax.random.key``) or raw key data.
+    """
+    if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):
+        rng = jax.random.key_data(rng)
+
+    def init(trainable: PyTree, rng: jax.Array) -> TrainState:
+        trainable = jax.tree.map(jnp.copy, trainable)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            trainable=trainable,
+            opt_state=optimizer.init(trainable),
+            rng=rng,
+        )
+
+    shardings = train_state_shardings(jax.eval_shape(init, trainable, rng), mesh)
+    return jax.jit(init, out_shardings=shardings)(trainable, rng)
+
+
+def step_rng(state: TrainState, purpose: int) -> jax.Array:
+    """A typed key for this step and ``purpose`` (e.g. 0 sampling, 1 evaluation)."""
+    key = jax.random.wrap_key_data(state.rng)
+    return jax.random.fold_in(jax.random.fold_in(key, state.step), purpose)
