@@ -56,18 +56,21 @@ def _is_tuple(hint: Any) -> bool:
 
 
 def build(cls: type[T], mapping: Mapping[str, Any], key: str, strict: bool = True) -> T:
-    """Builds `cls` from `mapping`; `key` is the dotted config path used in errors."""
+    """Builds `cls` from `mapping`; `key` is the dotted config path used in errors ("" = root)."""
     mapping = _plain(mapping)
     if not isinstance(mapping, Mapping):
         raise ConfigError(f"{key}: expected a group of keys, got {type(mapping).__name__}")
+    prefix = f"{key}." if key else ""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}: unknown key; {key} has {sorted(fields)}")
+        raise ConfigError(
+            f"{prefix}{unknown[0]}: unknown key; {key or 'the config'} has {sorted(fields)}"
+        )
     kwargs = {}
     for name, field in fields.items():
-        dotted = f"{key}.{name}"
+        dotted = prefix + name
         if name not in mapping:
             has_default = (
                 field.default is not dataclasses.MISSING
@@ -94,4 +97,24 @@ def build(cls: type[T], mapping: Mapping[str, Any], key: str, strict: bool = Tru
         raise
     except (ValueError, TypeError) as e:
         message = str(e)
-        raise ConfigError(message if message.startswith(key) else f"{key}: {message}") from e
+        if key and not message.startswith(key):
+            message = f"{key}: {message}"
+        raise ConfigError(message) from e
+
+
+def sibling_config(config_file: str, name: str) -> Any:
+    """`get_config()` of `<name>.py` beside `config_file`: configs derive from each other.
+
+    Config files are loaded by path (config_flags), not as a package, so a derived config
+    (configs/tiny.py) cannot `import` its parent; it calls this with its own `__file__`.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(config_file).with_name(f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"rlvr_jax_config_{name}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"config file {path} not found")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()

@@ -199,7 +199,7 @@ class Decoder(nn.Module):
         self.embed = self.param(
             "embed",
             lambda rng: {
-                "embedding": nn.initializers.normal(1.0)(
+                "embedding": nn.initializers.normal(0.02)(
                     rng, (cfg.vocab_size, cfg.hidden_size), jnp.float32
                 )
             },

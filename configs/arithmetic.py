@@ -1,0 +1,141 @@
+"""The embedded default: SmolLM2-135M-Instruct learns 2-digit addition with GRPO + LoRA on a CPU.
+
+    python scripts/train.py --config=configs/arithmetic.py --workdir=runs/arithmetic
+    python scripts/train.py --config=configs/arithmetic.py --config.max_steps=20 \
+        --config.rl.beta=0.0 --workdir=runs/quick
+
+Everything below is a config key; `--config.<group>.<key>=value` overrides any of them.
+"""
+
+from ml_collections import config_dict
+
+
+def get_config() -> config_dict.ConfigDict:
+    c = config_dict.ConfigDict()
+    c.seed = 0  # model/LoRA init and sampling
+    c.max_steps = 60  # RL steps (rollout + update); a resumed run continues up to this
+
+    c.model = dict(
+        checkpoint="smollm2-135m-instruct",  # preset, .gguf path, HF directory or hub id
+        dtype="float32",  # 'float32' | 'bfloat16'
+        cache_dir="",  # converted checkpoints; '' = ~/.cache/rlvr_jax/gguf
+    )
+    c.lora = dict(
+        rank=8,  # r
+        alpha=16.0,  # scale alpha / r (alpha / sqrt(r) with rslora)
+        targets=("q", "k", "v", "o", "gate", "up", "down"),  # projections with adapters
+        rslora=False,  # rank-stabilized scaling
+    )
+    c.data = dict(
+        name="arithmetic",  # arithmetic | countdown | gsm8k | jsonl
+        path="",  # gsm8k/jsonl: hub id, directory or file
+        subset="",  # hub config name (gsm8k: 'main')
+        split="train",  # training split
+        eval_split="test",  # held-out split ('' = no evaluation)
+        max_samples=0,  # first N training rows after shuffling; 0 = all
+        eval_max_samples=0,  # first N eval rows; 0 = all (see also eval.max_samples)
+        shuffle=True,  # shuffle training rows by data.seed
+        seed=0,  # shuffling, epoch order and synthetic instances
+        question_field="question",  # jsonl only
+        answer_field="answer",  # jsonl only
+        arithmetic=dict(
+            operators=("+",),  # drawn uniformly
+            min_value=10,  # operands in [min_value, max_value]
+            max_value=99,
+            num_train=5000,  # distinct training problems
+            num_eval=200,  # distinct held-out problems (disjoint from train)
+            holdout_fraction=0.1,  # share of all problems reserved for eval
+        ),
+        countdown=dict(
+            min_count=3,
+            max_count=4,
+            min_number=1,
+            max_number=99,
+            min_target=1,
+            max_target=100,
+            operators=("+", "-", "*", "/"),
+            num_train=5000,
+            num_eval=200,
+            holdout_fraction=0.1,
+        ),
+    )
+    c.prompt = dict(
+        style="no_system",  # the model's own chat template default (best for SmolLM2-135M)
+        system_prompt="",  # '' = the style's built-in prompt
+        user_template="{question}",  # the user turn; may use row fields and markers
+        reasoning_start="",  # '' = the model's markers
+        reasoning_end="",
+        answer_start="",
+        answer_end="",
+        few_shot=0,  # worked examples before the question
+    )
+    c.rewards = dict(
+        fns=[
+            # The last integer of the completion must equal the sum: formatting cannot score.
+            dict(name="answer_match", weight=1.0, params=dict(mode="lenient")),
+        ],
+        on_error="raise",  # 'raise' stops the run naming the reward; 'zero' scores 0
+        correctness="answer_match",  # the verifier whose verdict is "correct"
+    )
+    c.sampling = dict(
+        num_samples=8,  # G: completions per prompt
+        max_new_tokens=32,  # L
+        temperature=1.0,  # 0 = greedy
+        top_k=0,  # 0 = off
+        top_p=1.0,  # 1.0 = off
+        extra_stop_token_ids=(),  # in addition to the tokenizer's EOS
+        prompt_buckets=(32, 64, 128, 256),  # prompts are left-padded to one of these
+    )
+    c.rl = dict(
+        prompts_per_step=8,  # P; the batch is P * G completions
+        advantage="grpo",  # grpo | dr_grpo | rloo | batch
+        advantage_eps=1e-4,  # added to the group std
+        loss_type="grpo",  # grpo | bnpo | dapo | dr_grpo | gspo
+        eps_low=0.2,  # ratio clip 1 - eps_low
+        eps_high=0.2,  # ratio clip 1 + eps_high (DAPO: 0.28)
+        dual_clip=config_dict.placeholder(float),  # None or c > 1
+        beta=0.04,  # KL coefficient to the base model; 0 skips the reference forward
+        kl_estimator="k3",  # k1 | k2 | k3
+        num_iterations=1,  # mu: updates per rollout batch
+        num_microbatches=1,  # gradient accumulation steps
+        trainable="lora",  # 'lora' | 'full'
+    )
+    c.optim = dict(
+        learning_rate=2e-4,
+        schedule="constant",  # 'constant' | 'warmup_cosine'
+        warmup_steps=0,
+        # Optimizer updates; follows overrides of max_steps and rl.num_iterations.
+        total_steps=c.get_ref("max_steps") * c.rl.get_ref("num_iterations"),
+        min_lr_ratio=0.1,
+        weight_decay=0.0,
+        b1=0.9,
+        b2=0.99,
+        eps=1e-8,
+        max_grad_norm=1.0,  # global-norm clipping; None = off
+    )
+    c.mesh = dict(data=-1, fsdp=1)  # -1 = all remaining devices
+    c.eval = dict(
+        every_steps=10,  # and at step 0 and at the end; 0 = never
+        max_samples=200,  # held-out questions; 0 = all
+        batch_size=64,  # prompts per sampler call
+        num_samples=0,  # n samples per question for pass@k / maj@k; 0 = greedy only
+        temperature=1.0,
+        max_new_tokens=32,
+        ks=(1,),  # k values of pass@k and maj@k (each <= num_samples)
+        confidence=0.95,  # bootstrap interval level
+        num_resamples=2000,  # bootstrap resamples
+    )
+    c.checkpoint = dict(every_steps=10, max_to_keep=2)
+    c.observers = dict(
+        console=True,
+        jsonl=True,  # <workdir>/metrics.jsonl and samples.jsonl
+        tensorboard=True,  # <workdir>/tensorboard
+        wandb=False,  # needs `pip install 'rlvr_jax[wandb]'`
+        wandb_project="rlvr_jax",
+        wandb_entity="",
+        wandb_run_name="",
+        sample_every=10,  # log a few completions every N steps
+        num_samples_to_log=3,
+        log_every=1,
+    )
+    return c

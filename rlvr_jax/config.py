@@ -1,0 +1,165 @@
+"""The typed experiment config: one frozen dataclass per config group.
+
+`ExperimentConfig.from_config_dict(config)` converts the ml_collections config of a
+`configs/*.py` file once, at the boundary. Each group is validated by its own dataclass
+(errors name the dotted key); cross-group rules (divisibility, derived values) live here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from rlvr_jax.checkpoints import CheckpointConfig
+from rlvr_jax.config_builder import ConfigError, build
+from rlvr_jax.models.lora import LoraConfig
+from rlvr_jax.observers.config import ObserversConfig
+from rlvr_jax.optim import OptimConfig
+from rlvr_jax.parallel import MeshConfig
+from rlvr_jax.rewards import RewardsConfig
+from rlvr_jax.rl.advantages import ADVANTAGE_ESTIMATORS
+from rlvr_jax.rl.losses import LossConfig
+from rlvr_jax.rl.train_step import TrainStepConfig
+from rlvr_jax.tasks import DataConfig, PromptConfig
+
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which checkpoint, in which dtype (`config.model`)."""
+
+    checkpoint: str  # preset name, .gguf path, local HF directory, or hub id
+    dtype: str  # parameter and activation dtype: 'float32' | 'bfloat16'
+    cache_dir: str  # converted GGUF / preset checkpoints; '' = ~/.cache/rlvr_jax/gguf
+
+    def __post_init__(self):
+        if not self.checkpoint:
+            raise ConfigError("model.checkpoint: must name a checkpoint")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"model.dtype: unsupported {self.dtype!r}; choose one of {DTYPES}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingSection:
+    """Rollout sampling (`config.sampling`); stop and pad ids come from the tokenizer."""
+
+    num_samples: int  # G: completions per prompt (the GRPO group)
+    max_new_tokens: int  # L: completion length budget
+    temperature: float  # 0 = greedy
+    top_k: int  # 0 = off
+    top_p: float  # 1.0 = off
+    extra_stop_token_ids: tuple[int, ...]  # stop ids in addition to the tokenizer's EOS
+    prompt_buckets: tuple[int, ...]  # prompt lengths compiled for (left padding)
+
+
+@dataclasses.dataclass(frozen=True)
+class RLConfig:
+    """The algorithm (`config.rl`)."""
+
+    prompts_per_step: int  # P: prompts per RL step; the batch has P * G completions
+    advantage: str  # advantage estimator: grpo | dr_grpo | rloo | batch
+    advantage_eps: float  # added to the std in grpo / batch normalization
+    loss_type: str  # grpo | bnpo | dapo | dr_grpo | gspo
+    eps_low: float  # ratio clip 1 - eps_low
+    eps_high: float  # ratio clip 1 + eps_high (> eps_low: DAPO clip-higher)
+    dual_clip: float | None  # None or c > 1: dual-clip bound for A < 0
+    beta: float  # KL coefficient to the reference (base without LoRA); 0 = no reference
+    kl_estimator: str  # k1 | k2 | k3
+    num_iterations: int  # mu: optimizer updates per rollout batch
+    num_microbatches: int  # gradient accumulation steps per update
+    trainable: str  # 'lora' | 'full'
+
+    def __post_init__(self):
+        if self.prompts_per_step < 1:
+            raise ConfigError(f"rl.prompts_per_step must be >= 1, got {self.prompts_per_step}")
+        if self.advantage not in ADVANTAGE_ESTIMATORS:
+            raise ConfigError(
+                f"rl.advantage: unknown estimator {self.advantage!r}; "
+                f"choose one of {sorted(ADVANTAGE_ESTIMATORS)}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Held-out evaluation during training and in scripts/eval.py (`config.eval`)."""
+
+    every_steps: int  # evaluate every N RL steps (and at step 0 and the end); 0 = never
+    max_samples: int  # questions from the eval split; 0 = all
+    batch_size: int  # prompts per sampler call
+    num_samples: int  # n samples per question for pass@k / maj@k; 0 = greedy only
+    temperature: float  # sampling temperature of those n samples
+    max_new_tokens: int  # completion budget at evaluation
+    ks: tuple[int, ...]  # k values reported for pass@k and maj@k (each <= num_samples)
+    confidence: float  # bootstrap confidence interval level
+    num_resamples: int  # bootstrap resamples
+
+    def __post_init__(self):
+        if self.every_steps < 0:
+            raise ConfigError(f"eval.every_steps must be >= 0, got {self.every_steps}")
+        if self.batch_size < 1:
+            raise ConfigError(f"eval.batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ConfigError(f"eval.confidence must be in (0, 1), got {self.confidence}")
+        if self.num_resamples < 100:
+            raise ConfigError(f"eval.num_resamples must be >= 100, got {self.num_resamples}")
+        bad = [k for k in self.ks if not 1 <= k <= max(self.num_samples, 1)]
+        if self.num_samples and bad:
+            raise ConfigError(f"eval.ks: {bad} not in [1, eval.num_samples={self.num_samples}]")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    model: ModelConfig
+    lora: LoraConfig
+    data: DataConfig
+    prompt: PromptConfig
+    rewards: RewardsConfig
+    sampling: SamplingSection
+    rl: RLConfig
+    optim: OptimConfig
+    mesh: MeshConfig
+    eval: EvalConfig
+    checkpoint: CheckpointConfig
+    observers: ObserversConfig
+    seed: int  # model init, LoRA init, sampling
+    max_steps: int  # RL steps; a resumed run continues up to this
+
+    def __post_init__(self):
+        if self.max_steps < 0:
+            raise ConfigError(f"max_steps must be >= 0, got {self.max_steps}")
+        if self.optim.total_steps != self.max_steps * self.rl.num_iterations:
+            raise ConfigError(
+                f"optim.total_steps ({self.optim.total_steps}) must equal max_steps * "
+                f"rl.num_iterations ({self.max_steps * self.rl.num_iterations}): the "
+                "schedule counts optimizer updates"
+            )
+        rows = self.rl.prompts_per_step * self.sampling.num_samples
+        if rows % self.rl.num_microbatches:
+            raise ConfigError(
+                f"rl.num_microbatches ({self.rl.num_microbatches}) must divide the batch "
+                f"rl.prompts_per_step * sampling.num_samples = {rows}"
+            )
+
+    @classmethod
+    def from_config_dict(cls, config: Any) -> ExperimentConfig:
+        return build(cls, config, "")
+
+    def loss_config(self) -> LossConfig:
+        rl = self.rl
+        return LossConfig(
+            loss_type=rl.loss_type,
+            eps_low=rl.eps_low,
+            eps_high=rl.eps_high,
+            dual_clip=rl.dual_clip,
+            beta=rl.beta,
+            kl_estimator=rl.kl_estimator,
+            max_completion_len=self.sampling.max_new_tokens,
+        )
+
+    def train_step_config(self) -> TrainStepConfig:
+        return TrainStepConfig(
+            trainable=self.rl.trainable,
+            num_microbatches=self.rl.num_microbatches,
+            num_iterations=self.rl.num_iterations,
+        )

@@ -1,0 +1,228 @@
+"""The RL loop: `train_and_evaluate(config, workdir)`.
+
+One RL step, as data flows (DESIGN.md):
+  rows -> chat prompts -> sampler (G completions each) -> detokenize -> verifier rewards
+  -> advantages -> mu jitted train steps -> metrics -> observers; held-out evaluation at
+  step 0 and every `eval.every_steps`; Orbax checkpoints every `checkpoint.every_steps`,
+  at the end, and on SIGTERM/SIGINT (save, then exit cleanly).
+The loop holds no algorithm math: every piece is a pure function from `rlvr_jax.*`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from rlvr_jax import checkpoints
+from rlvr_jax.config import ExperimentConfig
+from rlvr_jax.config_builder import ConfigError
+from rlvr_jax.evaluation.runner import evaluate
+from rlvr_jax.export import export_merged, export_peft_adapter
+from rlvr_jax.observers import make_observers
+from rlvr_jax.observers.metrics import host_peak_rss_mb
+from rlvr_jax.optim import make_optimizer, make_schedule
+from rlvr_jax.parallel import make_mesh
+from rlvr_jax.rewards import reward_metrics, rows_to_fields, score_completions
+from rlvr_jax.rl.rollout import make_train_batch
+from rlvr_jax.rl.train_state import init_train_state, step_rng
+from rlvr_jax.rl.train_step import make_rollout_scorer, make_train_step
+from rlvr_jax.run_setup import RunSetup, decode_completions, setup_run
+from rlvr_jax.sampling import generate
+
+_SAMPLING_RNG = 0
+
+
+class NonFiniteMetricError(FloatingPointError):
+    """A train metric became NaN/inf; the last good checkpoint is kept."""
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[dict[str, str]]:
+    """Turns SIGTERM/SIGINT into a flag the loop checks after each step."""
+    requested: dict[str, str] = {}
+    previous = {}
+
+    def handle(signum, _frame):
+        requested["signal"] = signal.Signals(signum).name
+        logging.warning("%s received: finishing this step, saving, exiting", requested["signal"])
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(ValueError):  # not the main thread: leave handlers alone
+            previous[sig] = signal.signal(sig, handle)
+    try:
+        yield requested
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def check_finite(step: int, metrics: dict[str, float]) -> None:
+    bad = sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    if bad:
+        raise NonFiniteMetricError(
+            f"RL step {step}: non-finite {bad} (e.g. {bad[0]}={metrics[bad[0]]}). Check "
+            "optim.learning_rate, optim.max_grad_norm and model.dtype; the checkpoints "
+            "before this step are kept."
+        )
+
+
+def check_batch_fits_mesh(exp: ExperimentConfig, num_devices: int) -> None:
+    """Each micro-batch is split evenly over the mesh's devices (data and fsdp axes)."""
+    rows = exp.rl.prompts_per_step * exp.sampling.num_samples // exp.rl.num_microbatches
+    if rows % num_devices:
+        raise ConfigError(
+            f"rl.prompts_per_step: a micro-batch of {rows} rows (rl.prompts_per_step * "
+            f"sampling.num_samples / rl.num_microbatches) does not split over the "
+            f"{num_devices} devices of the mesh (mesh.data * mesh.fsdp)"
+        )
+
+
+def rollout(run: RunSetup, trainable: Any, rows: list[dict], rng: jax.Array):
+    """G completions per row and their rewards -> (completions, rewards_R, metrics, samples)."""
+    params, lora = run.policy_params(trainable)
+    t0 = time.perf_counter()
+    completions = generate(run.model, params, lora, run.prompt_ids(rows), rng, run.sampling)
+    lengths = np.asarray(completions.lengths)  # waits for the sampler
+    t1 = time.perf_counter()
+    texts = decode_completions(run.tokenizer, completions)
+    G = run.sampling.num_samples
+    scored = score_completions(
+        run.rewards, texts, rows_to_fields(rows, repeat=G), completion_lengths=lengths.tolist()
+    )
+    t2 = time.perf_counter()
+    metrics = {
+        **reward_metrics(scored),
+        "time/sample_s": t1 - t0,
+        "time/reward_s": t2 - t1,
+        "throughput/sample_tokens_per_s": float(lengths.sum()) / (t1 - t0),
+    }
+    samples = [
+        {
+            "prompt": rows[i // G]["question"],
+            "completion": texts[i],
+            "answer": rows[i // G]["answer"],
+            "rewards": {name: float(values[i]) for name, values in scored.per_fn.items()},
+        }
+        for i in range(0, len(texts), G)
+    ]
+    return completions, scored.total, metrics, samples
+
+
+def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
+    """Trains, evaluates and checkpoints in `workdir`; resumes from its latest checkpoint.
+
+    Returns the metrics of the last RL step run (empty if none ran).
+    """
+    exp = ExperimentConfig.from_config_dict(config)  # config errors: before any compile
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    is_main = jax.process_index() == 0
+    config_json = json.loads(config.to_json_best_effort())
+    mesh = make_mesh(exp.mesh)
+    check_batch_fits_mesh(exp, mesh.size)
+    run = setup_run(exp, mesh)
+
+    optimizer, schedule = make_optimizer(exp.optim), make_schedule(exp.optim)
+    rng = jax.random.key(exp.seed)
+    state = init_train_state(run.initial_trainable(rng), optimizer, rng, mesh)
+    manager = checkpoints.make_manager(workdir, exp.checkpoint)
+    start_step, iterator_state = 0, None
+    restored = checkpoints.restore_latest(manager, state)
+    if restored is not None:
+        state, meta = restored
+        start_step, iterator_state = int(meta["rl_step"]), meta["data_iterator"]
+        logging.info("resumed from %s at RL step %d", manager.directory, start_step)
+    iterator = run.iterator(iterator_state)
+
+    loss_cfg, step_cfg = exp.loss_config(), exp.train_step_config()
+    train_step = make_train_step(
+        run.model, loss_cfg, step_cfg, optimizer, schedule, mesh, state, run.frozen_base
+    )
+    scorer = make_rollout_scorer(run.model, loss_cfg, step_cfg, mesh, state, run.reference)
+    observers = make_observers(exp.observers, workdir, is_main)
+    observers.on_run_start(
+        config_json, {"num_steps": exp.max_steps, "resumed_from_step": start_step}
+    )
+
+    def save(step: int) -> None:
+        meta = {"rl_step": step, "data_iterator": iterator.state(), "config": config_json}
+        checkpoints.save(manager, step, state, meta)
+
+    def maybe_evaluate(step: int) -> None:
+        every = exp.eval.every_steps
+        if not run.eval_rows or every == 0 or (step % every and step != exp.max_steps):
+            return
+        params, lora = run.policy_params(state.trainable)
+        t0 = time.perf_counter()
+        metrics, samples = evaluate(run, params, lora)
+        metrics["eval/time_s"] = time.perf_counter() - t0
+        observers.on_eval_end(step, metrics, samples)
+
+    if start_step == 0:
+        maybe_evaluate(0)
+    step, metrics = start_step, {}
+    with stop_requests() as stop:
+        while step < exp.max_steps and not stop:
+            t_step = time.perf_counter()
+            rows = next(iterator)
+            completions, rewards, rollout_metrics, samples = rollout(
+                run, state.trainable, rows, step_rng(state, _SAMPLING_RNG)
+            )
+            batch, batch_metrics = make_train_batch(
+                completions,
+                rewards,
+                mesh,
+                exp.sampling.num_samples,
+                exp.rl.advantage,
+                exp.rl.advantage_eps,
+            )
+            t_train = time.perf_counter()
+            batch = scorer(state, batch)
+            for _ in range(exp.rl.num_iterations):
+                state, train_metrics = train_step(state, batch)
+            train_metrics = jax.device_get({**train_metrics, **batch_metrics})
+            step += 1
+            now = time.perf_counter()
+            metrics = {
+                **rollout_metrics,
+                **{k: float(v) for k, v in train_metrics.items()},
+                "time/train_s": now - t_train,
+                "time/step_s": now - t_step,
+                "memory/host_peak_rss_mb": host_peak_rss_mb(),
+            }
+            check_finite(step, metrics)
+            observers.on_step_end(step, metrics, samples)
+            if step % exp.checkpoint.every_steps == 0 or step == exp.max_steps or stop:
+                save(step)
+            maybe_evaluate(step)
+        if stop:
+            logging.warning(
+                "stopped by %s after RL step %d (checkpoint saved)", stop["signal"], step
+            )
+    if step == exp.max_steps and is_main:
+        export(run, state.trainable, workdir / "export")
+    observers.on_run_end(step, metrics)
+    observers.close()
+    return metrics
+
+
+def export(run: RunSetup, trainable: Any, out: Path) -> None:
+    """A PEFT adapter (LoRA runs) and a merged HF checkpoint under `out`."""
+    params, lora = jax.device_get(run.policy_params(trainable))
+    if lora is not None:
+        export_peft_adapter(
+            lora, run.exp.lora, run.model.cfg, out / "adapter", run.exp.model.checkpoint
+        )
+    lora_cfg = run.exp.lora if lora is not None else None
+    export_merged(params, lora, lora_cfg, run.model.cfg, out / "merged", run.checkpoint_dir)
+    logging.info("exported %s", out)
