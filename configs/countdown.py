@@ -14,9 +14,7 @@ def get_config():
     c.data.name = "countdown"
     c.prompt.style = "reasoning"
     c.prompt.user_template = (
-        "Using the numbers {numbers}, create an equation that equals {target}. "
-        "Use each number at most once, with + - * / and parentheses. "
-        "Write the equation alone between {answer_start} and {answer_end}."
+        "{question} Write the equation alone between {answer_start} and {answer_end}."
     )
     c.rewards.fns = [
         dict(name="countdown_equation", weight=1.0, params=dict(mode="strict")),

@@ -134,6 +134,13 @@ class ExperimentConfig:
                 f"rl.num_iterations ({self.max_steps * self.rl.num_iterations}): the "
                 "schedule counts optimizer updates"
             )
+        try:  # the derived component configs validate themselves
+            self.loss_config()
+            self.train_step_config()
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         rows = self.rl.prompts_per_step * self.sampling.num_samples
         if rows % self.rl.num_microbatches:
             raise ConfigError(

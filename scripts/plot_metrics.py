@@ -4,7 +4,7 @@
     python scripts/plot_metrics.py --metrics=run/metrics.jsonl --out=curves.png --smooth=0.9
 
 One panel per entry of `PANELS` whose metrics appear in the file (the others are skipped);
-x is the RL step. A metric `<key>` with `<key>_ci_low` and `<key>_ci_high` (the eval
+x is the RL step. A metric `<key>` with `<key>/ci_low` and `<key>/ci_high` (the eval
 accuracy's bootstrap interval) is drawn with its interval shaded. `--smooth` draws an
 exponential moving average over the raw train curves (eval points are left as they are).
 `--out` is a .png path, or a directory that receives `metrics.png`.
@@ -34,7 +34,7 @@ PANELS = (
     ("gradient norm", ("grad/norm",), "global norm"),
     ("shaping vs correctness", ("reward/*/corr_with_correct",), "correlation"),
 )
-CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
+CI_LOW, CI_HIGH = "/ci_low", "/ci_high"
 EVAL_PREFIX = "eval/"
 DEFAULT_FILE = "metrics.png"
 

@@ -40,8 +40,8 @@ def _write_metrics(path: Path, num_steps: int) -> None:
                 {
                     "step": step,
                     "eval/accuracy": 0.5,
-                    "eval/accuracy_ci_low": 0.4,
-                    "eval/accuracy_ci_high": 0.6,
+                    "eval/accuracy/ci_low": 0.4,
+                    "eval/accuracy/ci_high": 0.6,
                 }
             )
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -50,7 +50,7 @@ def _write_metrics(path: Path, num_steps: int) -> None:
 def test_series_and_panel_keys():
     rows = [{"step": 2, "a": 1.0, "flag": True}, {"step": 1, "a": 0.5}, {"step": 2, "a": 3.0}]
     assert plot_metrics.load_series(rows) == {"a": ([1, 2], [0.5, 3.0])}
-    keys = ["reward/total/mean", "reward/fmt/mean", "eval/accuracy", "eval/accuracy_ci_low"]
+    keys = ["reward/total/mean", "reward/fmt/mean", "eval/accuracy", "eval/accuracy/ci_low"]
     assert plot_metrics.panel_keys(("reward/total/mean", "reward/*/mean"), keys) == [
         "reward/total/mean",
         "reward/fmt/mean",
