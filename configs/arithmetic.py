@@ -116,7 +116,8 @@ def get_config() -> config_dict.ConfigDict:
     c.mesh = dict(data=-1, fsdp=1)  # -1 = all remaining devices
     c.eval = dict(
         every_steps=10,  # and at step 0 and at the end; 0 = never
-        max_samples=200,  # held-out questions; 0 = all
+        max_samples=0,  # questions scripts/eval.py evaluates; 0 = the whole split
+        train_max_samples=200,  # questions of the periodic evaluation during training; 0 = all
         batch_size=64,  # prompts per sampler call
         num_samples=0,  # n samples per question for pass@k / maj@k; 0 = greedy only
         temperature=1.0,

@@ -53,7 +53,8 @@ def get_config():
     c.sampling.prompt_buckets = (128, 256, 512, 1024)
     c.rl.prompts_per_step = 8
     c.eval.every_steps = 50
-    c.eval.max_samples = 200
+    c.eval.max_samples = 0  # scripts/eval.py: all 1319 test questions
+    c.eval.train_max_samples = 200
     c.eval.max_new_tokens = 256
     c.checkpoint.every_steps = 25
     return c

@@ -18,6 +18,7 @@ def get_config():
     c.rl.prompts_per_step = 2
     c.eval.every_steps = 2
     c.eval.max_samples = 4
+    c.eval.train_max_samples = 4
     c.eval.batch_size = 4
     c.eval.max_new_tokens = 8
     c.checkpoint.every_steps = 2

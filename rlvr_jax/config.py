@@ -85,7 +85,8 @@ class EvalConfig:
     """Held-out evaluation during training and in scripts/eval.py (`config.eval`)."""
 
     every_steps: int  # evaluate every N RL steps (and at step 0 and the end); 0 = never
-    max_samples: int  # questions from the eval split; 0 = all
+    max_samples: int  # questions scripts/eval.py evaluates; 0 = the whole split
+    train_max_samples: int  # questions of the periodic evaluation during training; 0 = all
     batch_size: int  # prompts per sampler call
     num_samples: int  # n samples per question for pass@k / maj@k; 0 = greedy only
     temperature: float  # sampling temperature of those n samples
@@ -169,4 +170,5 @@ class ExperimentConfig:
             trainable=self.rl.trainable,
             num_microbatches=self.rl.num_microbatches,
             num_iterations=self.rl.num_iterations,
+            group_size=self.sampling.num_samples,
         )

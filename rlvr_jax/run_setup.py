@@ -110,8 +110,6 @@ def setup_run(exp: ExperimentConfig, mesh: Mesh) -> RunSetup:
     markers = resolve_markers(exp.prompt, exp.model.checkpoint)
     train_rows = tuple(load_rows(exp.data, "train"))
     eval_rows = tuple(load_rows(exp.data, "eval")) if exp.data.eval_split else ()
-    if exp.eval.max_samples:
-        eval_rows = eval_rows[: exp.eval.max_samples]
     stops = stop_token_ids(tokenizer, checkpoint_dir, exp.sampling.extra_stop_token_ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
     s = exp.sampling

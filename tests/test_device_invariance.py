@@ -48,7 +48,7 @@ SCRIPT = textwrap.dedent(
         base = jax.device_put(params, param_shardings(params, mesh))
         batch = shard_batch(host_batch(), mesh)
 
-        cfg, loss_cfg = TrainStepConfig("lora", 2, 2), loss_config("grpo", beta=0.04)
+        cfg, loss_cfg = TrainStepConfig("lora", 2, 2, group_size=1), loss_config("grpo", beta=0.04)
         state = init_train_state(lora, sgd, jax.random.key(0), mesh)
         scorer = make_rollout_scorer(model, loss_cfg, cfg, mesh, state, base)
         step = make_train_step(model, loss_cfg, cfg, sgd, lambda s: 1.0, mesh, state, base)
@@ -58,7 +58,7 @@ SCRIPT = textwrap.dedent(
         save(f"{name}/lora/", state.trainable)
         save(f"{name}/lora_metrics/", metrics)
 
-        cfg, loss_cfg = TrainStepConfig("full", 2, 1), loss_config("dapo")
+        cfg, loss_cfg = TrainStepConfig("full", 2, 1, group_size=1), loss_config("dapo")
         state = init_train_state(params, adam, jax.random.key(0), mesh)
         embeddings = [  # the params and both Adam moments
             leaf

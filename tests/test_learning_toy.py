@@ -62,7 +62,7 @@ def test_grpo_learns_to_emit_the_rewarded_token():
     lora = init_lora(params, LORA, jax.random.key(1))
     state = init_train_state(lora, optimizer, jax.random.key(0), mesh)
     loss_cfg = loss_config("grpo")
-    step_cfg = TrainStepConfig("lora", num_microbatches=2, num_iterations=1)
+    step_cfg = TrainStepConfig("lora", num_microbatches=2, num_iterations=1, group_size=GROUP)
     scorer = make_rollout_scorer(model, loss_cfg, step_cfg, mesh, state, base)
     step = make_train_step(
         model, loss_cfg, step_cfg, optimizer, make_schedule(optim), mesh, state, base

@@ -88,7 +88,7 @@ def test_mu1_beta0_is_the_reinforce_gradient(mesh, loss_type):
     host = host_batch()  # its placeholder old_logprobs must be ignored at mu = 1
     del host["ref_logprobs"]
     loss_cfg = loss_config(loss_type, beta=0.0)
-    step_cfg = TrainStepConfig("lora", num_microbatches=2, num_iterations=1)
+    step_cfg = TrainStepConfig("lora", num_microbatches=2, num_iterations=1, group_size=1)
     before, state, metrics, *_ = run_step(mesh, lora, loss_cfg, step_cfg, host)
     grads = jax.tree.map(lambda old, new: old - np.asarray(new), before, state.trainable)
 
@@ -122,7 +122,7 @@ def test_microbatch_split_does_not_change_the_update(mesh, loss_type):
     # clips are active and the KL term is large. The scorer is not used here.
     runs = {}
     for m in (1, 2, 4):
-        step_cfg = TrainStepConfig("lora", num_microbatches=m, num_iterations=2)
+        step_cfg = TrainStepConfig("lora", num_microbatches=m, num_iterations=2, group_size=1)
         model = tiny_model()[0]
         state = init_train_state(lora, SGD, jax.random.key(0), mesh)
         step = make_train_step(model, loss_cfg, step_cfg, SGD, constant_lr, mesh, state, params)
@@ -146,7 +146,7 @@ def test_zero_b_reference_equals_policy_and_kl_is_zero(mesh):
     _, params = tiny_model()
     lora = init_lora(params, LORA, jax.random.key(3))  # b = 0
     loss_cfg = loss_config("grpo", beta=0.04)
-    step_cfg = TrainStepConfig("lora", num_microbatches=2, num_iterations=2)
+    step_cfg = TrainStepConfig("lora", num_microbatches=2, num_iterations=2, group_size=1)
     _, _, metrics, batch, *_ = run_step(mesh, lora, loss_cfg, step_cfg, host_batch())
     old, ref = np.asarray(batch["old_logprobs"]), np.asarray(batch["ref_logprobs"])
     np.testing.assert_array_equal(old, ref)
@@ -158,7 +158,7 @@ def test_zero_b_reference_equals_policy_and_kl_is_zero(mesh):
 def test_full_finetuning_trains_every_param_against_the_initial_copy(mesh):
     _, params = tiny_model()
     loss_cfg = loss_config("dapo", beta=0.04)
-    step_cfg = TrainStepConfig("full", num_microbatches=1, num_iterations=1)
+    step_cfg = TrainStepConfig("full", num_microbatches=1, num_iterations=1, group_size=1)
     optim = optim_config(learning_rate=1e-2)
     optimizer = make_optimizer(optim)
     before, state, metrics, batch, step, scorer = run_step(
@@ -179,7 +179,7 @@ def test_full_finetuning_trains_every_param_against_the_initial_copy(mesh):
 def test_state_is_donated_and_the_step_compiles_once(mesh):
     model, params = tiny_model()
     loss_cfg = loss_config("grpo")
-    step_cfg = TrainStepConfig("lora", num_microbatches=1, num_iterations=1)
+    step_cfg = TrainStepConfig("lora", num_microbatches=1, num_iterations=1, group_size=1)
     state = init_train_state(
         init_lora(params, LORA, jax.random.key(0)), SGD, jax.random.key(0), mesh
     )
@@ -200,7 +200,7 @@ def test_missing_batch_fields_and_bad_configs_are_named(mesh):
     model, params = tiny_model()
     lora = init_lora(params, LORA, jax.random.key(0))
     state = init_train_state(lora, SGD, jax.random.key(0), mesh)
-    step_cfg = TrainStepConfig("lora", num_microbatches=1, num_iterations=2)
+    step_cfg = TrainStepConfig("lora", num_microbatches=1, num_iterations=2, group_size=1)
     step = make_train_step(
         model, loss_config("grpo"), step_cfg, SGD, constant_lr, mesh, state, params
     )
@@ -219,3 +219,32 @@ def test_missing_batch_fields_and_bad_configs_are_named(mesh):
     ]:
         with pytest.raises(ValueError, match=key):
             dataclasses.replace(step_cfg, **fields)
+
+
+@pytest.mark.parametrize("num_microbatches", [1, 2, 4])
+def test_shared_prompts_give_the_same_update(mesh, num_microbatches):
+    """Running each prompt once per group (group_size = G) changes nothing but the cost."""
+    _, params = tiny_model()
+    lora = nonzero_lora(params)
+    loss_cfg = loss_config("grpo", beta=0.04)
+    host = host_batch(group=4)  # 4 prompts x G = 4
+    runs = {}
+    for group_size in (1, 4):
+        step_cfg = TrainStepConfig(
+            "lora", num_microbatches=num_microbatches, num_iterations=2, group_size=group_size
+        )
+        assert step_cfg.rows_per_prompt == (4 // num_microbatches if group_size == 4 else 1)
+        model = tiny_model()[0]
+        state = init_train_state(lora, SGD, jax.random.key(0), mesh)
+        scorer = make_rollout_scorer(model, loss_cfg, step_cfg, mesh, state, params)
+        batch = scorer(state, shard_batch(host, mesh))
+        step = make_train_step(model, loss_cfg, step_cfg, SGD, constant_lr, mesh, state, params)
+        new_state, metrics = step(state, batch)
+        runs[group_size] = (to_host(batch), to_host(new_state.trainable), to_host(metrics))
+    (batch1, lora1, metrics1), (batch4, lora4, metrics4) = runs[1], runs[4]
+    for key in ("old_logprobs", "ref_logprobs"):
+        np.testing.assert_allclose(batch4[key], batch1[key], atol=1e-5, err_msg=key)
+    for a, b in zip(jax.tree.leaves(lora4), jax.tree.leaves(lora1), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    for key in metrics1:
+        np.testing.assert_allclose(metrics4[key], metrics1[key], rtol=1e-4, atol=1e-6)

@@ -99,8 +99,10 @@ def nonzero_lora(params, lora_cfg: LoraConfig = LORA, seed: int = 1):
     return jax.tree.unflatten(treedef, leaves)
 
 
-def host_batch(seed: int = 0, rows: int = ROWS) -> dict[str, np.ndarray]:
+def host_batch(seed: int = 0, rows: int = ROWS, group: int = 1) -> dict[str, np.ndarray]:
     """Left-padded prompts, right-padded completions of lengths 1..L, random advantages.
+
+    ``group`` > 1: rows p*group .. p*group+group-1 share one prompt (the sampler's layout).
 
     ``old_logprobs`` / ``ref_logprobs`` are placeholders here (negative numbers, 0 off the
     mask); tests that need them consistent with a policy overwrite them.
@@ -114,6 +116,8 @@ def host_batch(seed: int = 0, rows: int = ROWS) -> dict[str, np.ndarray]:
     prompt_mask = (np.arange(P)[None] >= P - prompt_lens[:, None]).astype(np.int32)
     completion_mask = (np.arange(L)[None] < completion_lens[:, None]).astype(np.int32)
     prompt_ids = np.where(prompt_mask == 1, rng.integers(1, VOCAB, size=(rows, P)), 0)
+    leader = np.arange(rows) // group * group
+    prompt_ids, prompt_mask = prompt_ids[leader], prompt_mask[leader]
     completion_ids = np.where(completion_mask == 1, rng.integers(1, VOCAB, size=(rows, L)), 0)
     return {
         "prompt_ids": prompt_ids.astype(np.int32),

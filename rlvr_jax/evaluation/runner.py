@@ -114,7 +114,10 @@ def evaluate(run, params, lora) -> tuple[dict[str, float], list[dict[str, Any]]]
     `eval/accuracy` is greedy accuracy under the extraction mode of the correctness reward
     (`rewards.correctness`), the number the run is trying to raise.
     """
-    records = generate_records(run, params, lora, list(run.eval_rows), seed=run.exp.seed)
+    rows = list(run.eval_rows)
+    if run.exp.eval.train_max_samples:
+        rows = rows[: run.exp.eval.train_max_samples]
+    records = generate_records(run, params, lora, rows, seed=run.exp.seed)
     metrics = {f"eval/{k}": v for k, v in flat_metrics(summarize_records(run, records)).items()}
     mode = correctness_mode(run.exp.rewards)
     for suffix in ("", "/ci_low", "/ci_high"):

@@ -12,6 +12,13 @@ right after the prompt). Hidden state ``h[:, j]`` predicts token ``j + 1``, so c
     entropy[r, t] = -sum_v p[r, t, v] log p[r, t, v]                      (no gradient, 0 off mask)
 
 Temperature 1 gives the sampler's ``Completions.logprobs`` (the policy itself).
+
+Shared prompts (``rows_per_prompt`` = g > 1): when each run of g consecutive rows holds the
+same prompt (the sampler's group-major layout), the prompt is run once per run of rows into
+a KV cache, the cache is repeated g times, and only the completions are run per row,
+attending to it. Same values and gradients (the cache is differentiable), and the prompt
+part of the forward and backward costs 1/g: with 64-token prompts, 32-token completions and
+G = 8 that is 2560 instead of 6144 token positions.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from rlvr_jax.models.decoder import Decoder, left_padded_positions
+from rlvr_jax.models.kv_cache import KVCache
 from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
 
 
@@ -38,16 +46,79 @@ def completion_logprobs(
     completion_ids_RL: jax.Array,
     completion_mask_RL: jax.Array,
     temperature: float = 1.0,
+    rows_per_prompt: int = 1,
 ) -> tuple[jax.Array, jax.Array]:
-    """Returns ``(logp_RL, entropy_RL)`` in float32, 0 where ``completion_mask`` is 0."""
+    """Returns ``(logp_RL, entropy_RL)`` in float32, 0 where ``completion_mask`` is 0.
+
+    ``rows_per_prompt`` = g: rows r*g .. r*g+g-1 share one prompt (module docstring); 1 makes
+    no assumption about the rows.
+    """
     P = prompt_ids_RP.shape[1]
     L = completion_ids_RL.shape[1]
-    tokens_RT = jnp.concatenate([prompt_ids_RP, completion_ids_RL], axis=1)
-    mask_RT = jnp.concatenate([prompt_mask_RP, completion_mask_RL], axis=1).astype(jnp.int32)
-    hidden_RTD, _ = model.apply(
-        variables, tokens_RT, left_padded_positions(mask_RT), mask_RT, method=Decoder.hidden_states
-    )
-    logits_RLV = model.apply(variables, hidden_RTD[:, P - 1 : P + L - 1], method=Decoder.logits)
+    if rows_per_prompt > 1:
+        hidden_RLD = _shared_prompt_hidden(
+            model,
+            variables,
+            prompt_ids_RP,
+            prompt_mask_RP,
+            completion_ids_RL,
+            completion_mask_RL,
+            rows_per_prompt,
+        )
+    else:
+        tokens_RT = jnp.concatenate([prompt_ids_RP, completion_ids_RL], axis=1)
+        mask_RT = jnp.concatenate([prompt_mask_RP, completion_mask_RL], axis=1).astype(jnp.int32)
+        hidden_RTD, _ = model.apply(
+            variables,
+            tokens_RT,
+            left_padded_positions(mask_RT),
+            mask_RT,
+            method=Decoder.hidden_states,
+        )
+        hidden_RLD = hidden_RTD[:, P - 1 : P + L - 1]
+    logits_RLV = model.apply(variables, hidden_RLD, method=Decoder.logits)
     logp_RL, entropy_RL = token_logprobs_and_entropy(logits_RLV, completion_ids_RL, temperature)
     valid_RL = completion_mask_RL > 0
     return jnp.where(valid_RL, logp_RL, 0.0), jnp.where(valid_RL, entropy_RL, 0.0)
+
+
+def _shared_prompt_hidden(
+    model: Decoder,
+    variables: dict[str, Any],
+    prompt_ids_RP: jax.Array,
+    prompt_mask_RP: jax.Array,
+    completion_ids_RL: jax.Array,
+    completion_mask_RL: jax.Array,
+    g: int,
+) -> jax.Array:
+    """Hidden states ``[R, L, D]`` predicting the completion tokens, prompts run once per g rows."""
+    R, P = prompt_ids_RP.shape
+    L = completion_ids_RL.shape[1]
+    if R % g:
+        raise ValueError(f"{R} rows are not whole runs of rows_per_prompt={g}")
+    prompt_ids_BP, prompt_mask_BP = prompt_ids_RP[::g], prompt_mask_RP[::g]
+    dtype = jax.tree.leaves(variables["params"]["embed"])[0].dtype
+    cache = KVCache.empty(model.cfg, R // g, P + L, dtype)
+    hidden_BPD, cache = model.apply(
+        variables,
+        prompt_ids_BP,
+        left_padded_positions(prompt_mask_BP),
+        prompt_mask_BP,
+        cache,
+        method=Decoder.hidden_states,
+    )
+    cache = jax.tree.map(lambda x: jnp.repeat(x, g, axis=0) if x.ndim else x, cache)
+    prompt_len_R1 = jnp.repeat(jnp.sum(prompt_mask_BP, axis=1, keepdims=True), g, axis=0)
+    positions_RL = prompt_len_R1 + jnp.arange(L)[None, :]
+    hidden_comp_RLD, _ = model.apply(
+        variables,
+        completion_ids_RL,
+        positions_RL,
+        completion_mask_RL,
+        cache,
+        method=Decoder.hidden_states,
+    )
+    last_prompt_R1D = jnp.repeat(hidden_BPD[:, -1:], g, axis=0)
+    # Position P - 1 + t predicts completion token t: the prompt's last state, then the
+    # completion's own states except the last.
+    return jnp.concatenate([last_prompt_R1D, hidden_comp_RLD[:, :-1]], axis=1)

@@ -75,6 +75,9 @@ class TrainStepConfig:
     trainable: str  # 'lora': train the LoRA tree, base frozen; 'full': train every param
     num_microbatches: int  # M: gradient accumulation steps per update (R divisible by M)
     num_iterations: int  # mu: updates per rollout batch; > 1 uses the batch's old_logprobs
+    # G: rows p*G .. p*G+G-1 share one prompt (the sampler's layout), so the forward runs each
+    # prompt once per micro-batch group (policy_logprobs.py); 1 assumes nothing about rows.
+    group_size: int
 
     def __post_init__(self):
         if self.trainable not in TRAINABLE_MODES:
@@ -85,6 +88,18 @@ class TrainStepConfig:
             raise ValueError(f"rl.num_microbatches must be >= 1, got {self.num_microbatches}")
         if self.num_iterations < 1:
             raise ValueError(f"rl.num_iterations must be >= 1, got {self.num_iterations}")
+        if self.group_size < 1:
+            raise ValueError(f"sampling.num_samples must be >= 1, got {self.group_size}")
+
+    @property
+    def rows_per_prompt(self) -> int:
+        """Consecutive rows of one micro-batch that share a prompt.
+
+        The strided split gives micro-batch m the rows p*G + s with s = m (mod M): G / M
+        consecutive rows per prompt when M divides G; otherwise no sharing is assumed.
+        """
+        G, M = self.group_size, self.num_microbatches
+        return G // M if G % M == 0 else 1
 
 
 def policy_variables(mode: str, base: PyTree | None, trainable: PyTree) -> dict[str, PyTree]:
@@ -135,6 +150,7 @@ def loss_and_grads(
             mb["prompt_mask"],
             mb["completion_ids"],
             mb["completion_mask"],
+            rows_per_prompt=step_cfg.rows_per_prompt,
         )
         return policy_loss(
             logp_RL,
@@ -262,11 +278,16 @@ def score_rollout(
         out = {}
         if needs_old:
             variables = policy_variables(step_cfg.trainable, base, trainable)
-            out["old_logprobs"] = completion_logprobs(model, variables, *inputs)[0]
+            out["old_logprobs"] = completion_logprobs(
+                model, variables, *inputs, rows_per_prompt=step_cfg.rows_per_prompt
+            )[0]
         if needs_ref:
-            out["ref_logprobs"] = completion_logprobs(model, model_variables(base, None), *inputs)[
-                0
-            ]
+            out["ref_logprobs"] = completion_logprobs(
+                model,
+                model_variables(base, None),
+                *inputs,
+                rows_per_prompt=step_cfg.rows_per_prompt,
+            )[0]
         return out
 
     return jax.tree.map(_unsplit, jax.lax.map(score, rows_MB))

@@ -1,0 +1,105 @@
+"""scripts/eval.py's library side: evaluate a base model or a training run's checkpoint.
+
+Results go to `out_dir`: `questions.jsonl` (one record per question, written as it is
+finished, so a crash loses nothing and a rerun continues), `report.json` and `report.md`.
+`compare_dirs` pairs two such directories by question and writes the paired test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from rlvr_jax import checkpoints
+from rlvr_jax.config import ExperimentConfig
+from rlvr_jax.evaluation.report import IncrementalJsonl, write_comparison, write_report
+from rlvr_jax.evaluation.runner import generate_records, summarize_records
+from rlvr_jax.evaluation.scoring import compare_runs
+from rlvr_jax.optim import make_optimizer
+from rlvr_jax.parallel import make_mesh
+from rlvr_jax.rl.train_state import init_train_state
+from rlvr_jax.run_setup import RunSetup, setup_run
+
+QUESTIONS, REPORT_JSON, REPORT_MD = "questions.jsonl", "report.json", "report.md"
+
+
+def _policy(run: RunSetup, workdir: Path | None, mesh) -> tuple[Any, Any, str]:
+    """(params, lora, label): the latest checkpoint of `workdir`, or the base model."""
+    if workdir is None:
+        return run.base_params, None, f"base:{run.exp.model.checkpoint}"
+    rng = jax.random.key(run.exp.seed)
+    state = init_train_state(run.initial_trainable(rng), make_optimizer(run.exp.optim), rng, mesh)
+    manager = checkpoints.make_manager(workdir, run.exp.checkpoint)
+    restored = checkpoints.restore_latest(manager, state)
+    if restored is None:
+        raise FileNotFoundError(f"--workdir {workdir}: no checkpoint under {manager.directory}")
+    state, meta = restored
+    params, lora = run.policy_params(state.trainable)
+    return params, lora, f"{workdir}@step{meta['rl_step']}"
+
+
+def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -> dict:
+    """Evaluates on `data.eval_split` (first `eval.max_samples`; 0 = all); returns the summary."""
+    exp = ExperimentConfig.from_config_dict(config)
+    if not exp.data.eval_split:
+        raise ValueError("data.eval_split: empty; name the split to evaluate")
+    mesh = make_mesh(exp.mesh)
+    run = setup_run(exp, mesh)
+    params, lora, label = _policy(run, Path(workdir) if workdir else None, mesh)
+    rows = list(run.eval_rows)
+    if exp.eval.max_samples:
+        rows = rows[: exp.eval.max_samples]
+    out_dir = Path(out_dir)
+    fingerprint = {
+        "policy": label,
+        "data": [exp.data.name, exp.data.path, exp.data.eval_split, len(rows)],
+        "prompt": json.loads(json.dumps(exp.prompt.__dict__, default=str)),
+        "eval": [exp.eval.num_samples, exp.eval.temperature, exp.eval.max_new_tokens],
+        "seed": exp.seed,
+    }
+    with IncrementalJsonl(out_dir / QUESTIONS, fingerprint=fingerprint) as results:
+        records = generate_records(run, params, lora, rows, results, seed=exp.seed)
+    summary = summarize_records(run, records)
+    meta = {
+        "policy": label,
+        "num_questions": len(rows),
+        "config": json.loads(config.to_json_best_effort()),
+    }
+    write_report(out_dir / REPORT_JSON, out_dir / REPORT_MD, summary=summary, meta=meta)
+    logging.info("evaluation of %s:\n%s", label, (out_dir / REPORT_MD).read_text())
+    return summary
+
+
+def _read_records(eval_dir: Path) -> list[dict]:
+    path = eval_dir / QUESTIONS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not an evaluation directory (run scripts/eval.py)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def compare_dirs(config: Any, dir_a: str | Path, dir_b: str | Path, out_dir: str | Path) -> dict:
+    """Paired comparison A - B of two evaluation directories on their shared questions."""
+    exp = ExperimentConfig.from_config_dict(config)
+    dir_a, dir_b, out_dir = Path(dir_a), Path(dir_b), Path(out_dir)
+    comparison = compare_runs(
+        _read_records(dir_a),
+        _read_records(dir_b),
+        ks=exp.eval.ks,
+        confidence=exp.eval.confidence,
+        num_resamples=exp.eval.num_resamples,
+        seed=exp.seed,
+    )
+    write_comparison(
+        out_dir / "comparison.json",
+        out_dir / "comparison.md",
+        comparison=comparison,
+        meta={"a": str(dir_a), "b": str(dir_b)},
+        label_a=dir_a.name,
+        label_b=dir_b.name,
+    )
+    logging.info("comparison:\n%s", (out_dir / "comparison.md").read_text())
+    return comparison
