@@ -13,7 +13,7 @@ from ml_collections import config_dict
 def get_config() -> config_dict.ConfigDict:
     c = config_dict.ConfigDict()
     c.seed = 0  # model/LoRA init and sampling
-    c.max_steps = 60  # RL steps (rollout + update); a resumed run continues up to this
+    c.max_steps = 36  # RL steps (rollout + update); a resumed run continues up to this
 
     c.model = dict(
         checkpoint="smollm2-135m-instruct",  # preset, .gguf path, HF directory or hub id
@@ -79,12 +79,12 @@ def get_config() -> config_dict.ConfigDict:
     )
     c.sampling = dict(
         num_samples=8,  # G: completions per prompt
-        max_new_tokens=32,  # L
-        temperature=1.0,  # 0 = greedy
+        max_new_tokens=48,  # L
+        temperature=0.7,  # 0 = greedy
         top_k=0,  # 0 = off
         top_p=1.0,  # 1.0 = off
         extra_stop_token_ids=(),  # in addition to the tokenizer's EOS
-        prompt_buckets=(32, 64, 128, 256),  # prompts are left-padded to one of these
+        prompt_buckets=(48, 64, 128, 256),  # prompts are left-padded to one of these
     )
     c.rl = dict(
         prompts_per_step=8,  # P; the batch is P * G completions
@@ -101,7 +101,7 @@ def get_config() -> config_dict.ConfigDict:
         trainable="lora",  # 'lora' | 'full'
     )
     c.optim = dict(
-        learning_rate=2e-4,
+        learning_rate=4e-4,
         schedule="constant",  # 'constant' | 'warmup_cosine'
         warmup_steps=0,
         # Optimizer updates; follows overrides of max_steps and rl.num_iterations.
@@ -115,13 +115,13 @@ def get_config() -> config_dict.ConfigDict:
     )
     c.mesh = dict(data=-1, fsdp=1)  # -1 = all remaining devices
     c.eval = dict(
-        every_steps=10,  # and at step 0 and at the end; 0 = never
+        every_steps=12,  # and at step 0 and at the end; 0 = never
         max_samples=0,  # questions scripts/eval.py evaluates; 0 = the whole split
         train_max_samples=200,  # questions of the periodic evaluation during training; 0 = all
         batch_size=64,  # prompts per sampler call
         num_samples=0,  # n samples per question for pass@k / maj@k; 0 = greedy only
-        temperature=1.0,
-        max_new_tokens=32,
+        temperature=0.7,  # of the n samples (the training temperature)
+        max_new_tokens=48,
         ks=(1,),  # k values of pass@k and maj@k (each <= num_samples)
         confidence=0.95,  # bootstrap interval level
         num_resamples=2000,  # bootstrap resamples

@@ -29,7 +29,7 @@ from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.evaluation.runner import evaluate
 from rlvr_jax.export import export_merged, export_peft_adapter
 from rlvr_jax.observers import make_observers
-from rlvr_jax.observers.metrics import host_peak_rss_mb
+from rlvr_jax.observers.metrics import TOKENS_PER_S, memory_metrics
 from rlvr_jax.optim import make_optimizer, make_schedule
 from rlvr_jax.parallel import make_mesh
 from rlvr_jax.rewards import reward_metrics, rows_to_fields, score_completions
@@ -118,6 +118,38 @@ def rollout(run: RunSetup, trainable: Any, rows: list[dict], rng: jax.Array):
     return completions, scored.total, metrics, samples
 
 
+def rl_step(run: RunSetup, mesh, state, rows: list[dict], train_step, scorer):
+    """Rollout, rewards, advantages and the mu updates: (state, metrics, samples)."""
+    exp = run.exp
+    t_step = time.perf_counter()
+    completions, rewards, rollout_metrics, samples = rollout(
+        run, state.trainable, rows, step_rng(state, _SAMPLING_RNG)
+    )
+    batch, batch_metrics = make_train_batch(
+        completions,
+        rewards,
+        mesh,
+        exp.sampling.num_samples,
+        exp.rl.advantage,
+        exp.rl.advantage_eps,
+    )
+    t_train = time.perf_counter()
+    batch = scorer(state, batch)  # before the updates: the step donates the state
+    for _ in range(exp.rl.num_iterations):
+        state, train_metrics = train_step(state, batch)
+    train_metrics = jax.device_get({**train_metrics, **batch_metrics})
+    now = time.perf_counter()
+    metrics = {
+        **rollout_metrics,
+        **{k: float(v) for k, v in train_metrics.items()},
+        "time/train_s": now - t_train,
+        "time/step_s": now - t_step,
+        TOKENS_PER_S: float(np.sum(completions.lengths)) / (now - t_step),
+        **memory_metrics(),
+    }
+    return state, metrics, samples
+
+
 def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
     """Trains, evaluates and checkpoints in `workdir`; resumes from its latest checkpoint.
 
@@ -149,71 +181,47 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
         run.model, loss_cfg, step_cfg, optimizer, schedule, mesh, state, run.frozen_base
     )
     scorer = make_rollout_scorer(run.model, loss_cfg, step_cfg, mesh, state, run.reference)
-    observers = make_observers(exp.observers, workdir, is_main)
-    observers.on_run_start(
-        config_json, {"num_steps": exp.max_steps, "resumed_from_step": start_step}
-    )
+    with make_observers(exp.observers, workdir, is_main) as observers:
+        observers.on_run_start(
+            config_json, {"num_steps": exp.max_steps, "resumed_from_step": start_step}
+        )
 
-    def save(step: int) -> None:
-        meta = {"rl_step": step, "data_iterator": iterator.state(), "config": config_json}
-        checkpoints.save(manager, step, state, meta)
+        def save(step: int) -> None:
+            meta = {"rl_step": step, "data_iterator": iterator.state(), "config": config_json}
+            checkpoints.save(manager, step, state, meta)
 
-    def maybe_evaluate(step: int) -> None:
-        every = exp.eval.every_steps
-        if not run.eval_rows or every == 0 or (step % every and step != exp.max_steps):
-            return
-        params, lora = run.policy_params(state.trainable)
-        t0 = time.perf_counter()
-        metrics, samples = evaluate(run, params, lora)
-        metrics["eval/time_s"] = time.perf_counter() - t0
-        observers.on_eval_end(step, metrics, samples)
+        def maybe_evaluate(step: int) -> None:
+            every = exp.eval.every_steps
+            if not run.eval_rows or every == 0 or (step % every and step != exp.max_steps):
+                return
+            params, lora = run.policy_params(state.trainable)
+            t0 = time.perf_counter()
+            metrics, samples = evaluate(run, params, lora)
+            metrics["eval/time_s"] = time.perf_counter() - t0
+            observers.on_eval_end(step, metrics, samples)
 
-    if start_step == 0:
-        maybe_evaluate(0)
-    step, metrics = start_step, {}
-    with stop_requests() as stop:
-        while step < exp.max_steps and not stop:
-            t_step = time.perf_counter()
-            rows = next(iterator)
-            completions, rewards, rollout_metrics, samples = rollout(
-                run, state.trainable, rows, step_rng(state, _SAMPLING_RNG)
-            )
-            batch, batch_metrics = make_train_batch(
-                completions,
-                rewards,
-                mesh,
-                exp.sampling.num_samples,
-                exp.rl.advantage,
-                exp.rl.advantage_eps,
-            )
-            t_train = time.perf_counter()
-            batch = scorer(state, batch)
-            for _ in range(exp.rl.num_iterations):
-                state, train_metrics = train_step(state, batch)
-            train_metrics = jax.device_get({**train_metrics, **batch_metrics})
-            step += 1
-            now = time.perf_counter()
-            metrics = {
-                **rollout_metrics,
-                **{k: float(v) for k, v in train_metrics.items()},
-                "time/train_s": now - t_train,
-                "time/step_s": now - t_step,
-                "memory/host_peak_rss_mb": host_peak_rss_mb(),
-            }
-            check_finite(step, metrics)
-            observers.on_step_end(step, metrics, samples)
-            if step % exp.checkpoint.every_steps == 0 or step == exp.max_steps or stop:
-                save(step)
-            maybe_evaluate(step)
-        if stop:
-            logging.warning(
-                "stopped by %s after RL step %d (checkpoint saved)", stop["signal"], step
-            )
-    if step == exp.max_steps and is_main:
-        export(run, state.trainable, workdir / "export")
-    observers.on_run_end(step, metrics)
-    observers.close()
-    return metrics
+        if start_step == 0:
+            maybe_evaluate(0)
+        step, metrics = start_step, {}
+        with stop_requests() as stop:
+            while step < exp.max_steps and not stop:
+                state, metrics, samples = rl_step(
+                    run, mesh, state, next(iterator), train_step, scorer
+                )
+                step += 1
+                check_finite(step, metrics)
+                observers.on_step_end(step, metrics, samples)
+                if step % exp.checkpoint.every_steps == 0 or step == exp.max_steps or stop:
+                    save(step)
+                maybe_evaluate(step)
+            if stop:
+                logging.warning(
+                    "stopped by %s after RL step %d (checkpoint saved)", stop["signal"], step
+                )
+        if step == exp.max_steps and is_main:
+            export(run, state.trainable, workdir / "export")
+        observers.on_run_end(step, metrics)
+        return metrics
 
 
 def export(run: RunSetup, trainable: Any, out: Path) -> None:

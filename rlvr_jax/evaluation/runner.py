@@ -40,7 +40,10 @@ def _generations(run, params, lora, rows, rng, num_samples: int, temperature: fl
         top_p=1.0,
         max_new_tokens=run.exp.eval.max_new_tokens,
     )
-    out = generate(run.model, params, lora, run.prompt_ids(rows), rng, cfg)
+    # A short last batch is padded with copies of its last prompt: one compiled shape.
+    prompts = run.prompt_ids(rows)
+    prompts += [prompts[-1]] * (run.exp.eval.batch_size - len(prompts))
+    out = generate(run.model, params, lora, prompts, rng, cfg)
     texts = decode_completions(run.tokenizer, out)
     lengths, truncated = np.asarray(out.lengths), np.asarray(out.truncated)
     n = num_samples
