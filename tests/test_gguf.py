@@ -386,14 +386,17 @@ def test_locate_smollm2_does_not_import_the_package():
 
 # ---------------------------------------------------------------- real SmolLM2-135M GGUF
 
+# Peak RSS from /proc/self/status VmHWM (this address space only): getrusage's ru_maxrss is
+# inherited through exec from a vfork'ed parent, so under pytest it reports pytest's peak.
 _CONVERT_AND_MEASURE = """
-import json, resource, sys, time
+import json, re, sys, time
 start = time.perf_counter()
 import rlvr_jax.models.gguf as g
 out = g.convert_gguf_to_hf(g.locate_smollm2_gguf(), sys.argv[1])
+hwm_kib = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
 print(json.dumps({
     "seconds": time.perf_counter() - start,
-    "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "peak_rss_bytes": hwm_kib * 1024,
     "torch_imported": "torch" in sys.modules,
 }))
 """

@@ -15,6 +15,7 @@ import pytest
 
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError, sibling_config
+from rlvr_jax.observers.metrics import HOST_PEAK_MB
 from rlvr_jax.train import check_batch_fits_mesh, train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +94,7 @@ def test_end_to_end_writes_checkpoints_metrics_and_exports(straight_run):
         "time/reward_s",
         "time/train_s",
         "throughput/sample_tokens_per_s",
-        "memory/host_peak_rss_mb",
+        HOST_PEAK_MB,
     ):
         assert key in train[-1], f"metrics.jsonl lacks {key}"
     assert final["loss"] == train[-1]["loss"]

@@ -88,17 +88,26 @@ def test_greedy_continuation_identical(ours, hf_model):
         assert np.asarray(out.ids[row, :n]).tolist() == ref, tokenizer.decode(ref)
 
 
+# VmHWM (this address space only): getrusage's ru_maxrss is inherited through exec from a
+# vfork'ed parent, so under pytest it would report pytest's own peak.
 _PEAK_SCRIPT = """
-import resource, sys
+import re, sys
 import jax
 from rlvr_jax.models import load_decoder_config, resolve_checkpoint
 from rlvr_jax.models.hf_weights import load_hf_params
+
+
+def peak_bytes():
+    status = open("/proc/self/status").read()
+    return int(re.search(r"VmHWM:\\s+(\\d+)", status).group(1)) * 1024
+
+
 ckpt = resolve_checkpoint("smollm2-135m-instruct", cache_dir=sys.argv[1])
 cfg = load_decoder_config(ckpt)
 jax.numpy.ones(3).block_until_ready()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = peak_bytes()
 params = load_hf_params(ckpt, cfg, "float32")
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+after = peak_bytes()
 print(after - before, sum(x.nbytes for x in jax.tree.leaves(params)))
 """
 

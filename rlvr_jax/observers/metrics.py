@@ -20,6 +20,7 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 TOKENS_PER_S = "throughput/tokens_per_s"
 HOST_PEAK_MB = "memory/host_peak_mb"
@@ -58,7 +59,16 @@ def tokens_per_second(num_tokens: int, seconds: float) -> float:
 
 
 def host_peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (ru_maxrss)."""
+    """Peak resident set size of this process so far, in MiB.
+
+    Linux: VmHWM of /proc/self/status, which counts this address space only (ru_maxrss
+    also inherits the peak of a parent that spawned us with vfork). Elsewhere: ru_maxrss.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / _MB if sys.platform == "darwin" else peak / 1024
