@@ -1,7 +1,8 @@
 """Orbax checkpoints of a training run: train state, data position, RNG and the config.
 
 A checkpoint holds two items:
-  * `state`: the array pytree (trainable params, optimizer state, step, RNG key data);
+  * `state`: the array pytree (trainable params, optimizer state, step, RNG key data; the
+    train state keeps its key as raw uint32 data, so it is a plain array tree);
   * `meta`: JSON with the data-iterator position, the RL step and the resolved config,
     so a resumed run continues exactly where it stopped and can be audited.
 Saving is synchronous: a checkpoint returned from `save` is complete on disk, which is
@@ -39,36 +40,10 @@ def make_manager(workdir: str | Path, cfg: CheckpointConfig) -> ocp.CheckpointMa
     return ocp.CheckpointManager(Path(workdir).absolute() / "checkpoints", options=options)
 
 
-def _to_saveable(state: Any) -> Any:
-    """Typed PRNG keys are stored as their raw key data."""
-    return jax.tree.map(
-        lambda x: (
-            jax.random.key_data(x)
-            if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-            else x
-        ),
-        state,
-    )
-
-
-def _from_saveable(saved: Any, like: Any) -> Any:
-    return jax.tree.map(
-        lambda s, x: (
-            jax.random.wrap_key_data(s, impl=jax.random.key_impl(x))
-            if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-            else s
-        ),
-        saved,
-        like,
-    )
-
-
 def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict[str, Any]) -> None:
     manager.save(
         step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(_to_saveable(state)), meta=ocp.args.JsonSave(meta)
-        ),
+        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
         force=True,
     )
     manager.wait_until_finished()
@@ -79,11 +54,11 @@ def restore_latest(manager: ocp.CheckpointManager, like_state: Any) -> tuple[Any
     step = manager.latest_step()
     if step is None:
         return None
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _to_saveable(like_state))
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)
     restored = manager.restore(
         step,
         args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
         ),
     )
-    return _from_saveable(restored["state"], like_state), dict(restored["meta"])
+    return restored["state"], dict(restored["meta"])

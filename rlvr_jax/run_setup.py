@@ -8,6 +8,7 @@ training loop and scripts/eval.py use it, so evaluation sees exactly the trainin
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +95,6 @@ def stop_token_ids(tokenizer: Any, checkpoint_dir: Path, extra: tuple[int, ...])
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     gen_config = checkpoint_dir / "generation_config.json"
     if gen_config.is_file():
-        import json
-
         eos = json.loads(gen_config.read_text()).get("eos_token_id")
         ids |= set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
     return tuple(sorted(ids | set(extra)))
