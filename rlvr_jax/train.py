@@ -29,6 +29,7 @@ from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.evaluation.runner import evaluate
 from rlvr_jax.export import export_merged, export_peft_adapter
 from rlvr_jax.observers import make_observers
+from rlvr_jax.observers.compilations import CompilationCounter
 from rlvr_jax.observers.metrics import TOKENS_PER_S, memory_metrics
 from rlvr_jax.optim import make_optimizer, make_schedule
 from rlvr_jax.parallel import make_mesh
@@ -133,8 +134,10 @@ def rl_step(run: RunSetup, mesh, state, rows: list[dict], train_step, scorer):
         exp.rl.advantage,
         exp.rl.advantage_eps,
     )
+    t_score = time.perf_counter()
+    # Before the updates (the step donates the state); blocking only splits the timing.
+    batch = jax.block_until_ready(scorer(state, batch))
     t_train = time.perf_counter()
-    batch = scorer(state, batch)  # before the updates: the step donates the state
     for _ in range(exp.rl.num_iterations):
         state, train_metrics = train_step(state, batch)
     train_metrics = jax.device_get({**train_metrics, **batch_metrics})
@@ -142,6 +145,7 @@ def rl_step(run: RunSetup, mesh, state, rows: list[dict], train_step, scorer):
     metrics = {
         **rollout_metrics,
         **{k: float(v) for k, v in train_metrics.items()},
+        "time/score_s": t_train - t_score,
         "time/train_s": now - t_train,
         "time/step_s": now - t_step,
         TOKENS_PER_S: float(np.sum(completions.lengths)) / (now - t_step),
@@ -203,11 +207,13 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
         if start_step == 0:
             maybe_evaluate(0)
         step, metrics = start_step, {}
-        with stop_requests() as stop:
+        with stop_requests() as stop, CompilationCounter() as compiles:
             while step < exp.max_steps and not stop:
+                before = compiles.snapshot()
                 state, metrics, samples = rl_step(
                     run, mesh, state, next(iterator), train_step, scorer
                 )
+                metrics |= compiles.metrics_since(before)
                 step += 1
                 check_finite(step, metrics)
                 observers.on_step_end(step, metrics, samples)

@@ -19,34 +19,13 @@ import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 
+from rlvr_jax.flops import decode_flops_per_token, matmul_peak_flops
 from rlvr_jax.models import load_decoder_config, load_tokenizer, render_chat, resolve_checkpoint
 from rlvr_jax.models.hf_weights import load_hf_params
 from rlvr_jax.sampling import SamplingConfig, generate
 
 PROMPT = [{"role": "user", "content": "Write a short story about a robot who learns to paint."}]
-
-
-def matmul_peak_flops(n: int = 2048, repeats: int = 5) -> float:
-    a = jnp.ones((n, n), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f(a).block_until_ready()
-        times.append(time.perf_counter() - t0)
-    return 2 * n**3 / min(times)
-
-
-def decode_flops_per_token(cfg, context: int) -> float:
-    """Matmul FLOPs of one decode step per row: weights (LM head included) + attention."""
-    # The embedding lookup is free; the LM head is a matmul (the embedding itself when tied).
-    untied_embedding = 0 if cfg.tie_embeddings else cfg.vocab_size * cfg.hidden_size
-    weights = cfg.num_params - untied_embedding
-    attention = 2 * 2 * context * cfg.num_heads * cfg.head_dim * cfg.num_layers
-    return 2 * weights + attention
 
 
 def time_call(fn, repeats: int) -> float:

@@ -15,13 +15,14 @@ import pytest
 
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError, sibling_config
+from rlvr_jax.observers.compilations import COMPILE_COUNT, COMPILE_SECONDS
 from rlvr_jax.observers.metrics import HOST_PEAK_MB
 from rlvr_jax.train import check_batch_fits_mesh, train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.py"
 # Metrics that depend on wall clock or process memory, not on the computation.
-NON_DETERMINISTIC = ("time/", "throughput/", "memory/", "eval/time_s")
+NON_DETERMINISTIC = ("time/", "throughput/", "memory/", "eval/time_s", "compile/")
 
 
 def tiny_config(**overrides):
@@ -69,6 +70,16 @@ def straight_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("straight")
     metrics = train_and_evaluate(tiny_config(max_steps=4), workdir)
     return workdir, metrics
+
+
+def test_steps_after_the_first_do_not_recompile(straight_run):
+    """Sampler, scorer and train step compile in RL step 1; steps 2..N reuse them."""
+    workdir, _ = straight_run
+    train = [r for r in read_jsonl(workdir / "metrics.jsonl") if "loss" in r]
+    counts = {r["step"]: r[COMPILE_COUNT] for r in train}
+    assert counts[1] >= 2  # at least the sampler and the train step (beta > 0: the scorer)
+    assert {step: n for step, n in counts.items() if step > 1} == {2: 0, 3: 0, 4: 0}
+    assert train[0][COMPILE_SECONDS] > 0
 
 
 def test_end_to_end_writes_checkpoints_metrics_and_exports(straight_run):

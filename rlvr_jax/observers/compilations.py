@@ -1,0 +1,66 @@
+"""Counting XLA compilations, so a recompiling step shows up in the metrics.
+
+    with CompilationCounter() as compiles:
+        before = compiles.snapshot()
+        state, metrics = rl_step(...)
+        metrics |= compiles.metrics_since(before)   # compile/count, compile/seconds
+
+JAX reports every backend compilation (a jitted function meeting a new shape, dtype or
+static argument) as a `/jax/core/compile/backend_compile_duration` event; the counter
+listens to it while active. After the first step of a run, `compile/count` should be 0:
+anything else is a shape leaking into a jitted function (see the sampler's buckets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+
+BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+COMPILE_COUNT = "compile/count"
+COMPILE_SECONDS = "compile/seconds"
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileTally:
+    count: int
+    seconds: float
+    functions: tuple[str, ...]  # names of the compiled functions, in order
+
+
+class CompilationCounter:
+    """A context manager that tallies backend compilations while it is active."""
+
+    def __init__(self):
+        self._count = 0
+        self._seconds = 0.0
+        self._functions: list[str] = []
+
+    def _on_event(self, event: str, duration: float, **kwargs) -> None:
+        if event == BACKEND_COMPILE_EVENT:
+            self._count += 1
+            self._seconds += duration
+            self._functions.append(str(kwargs.get("fun_name", "?")))
+
+    def __enter__(self) -> CompilationCounter:
+        jax.monitoring.register_event_duration_secs_listener(self._on_event)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        jax.monitoring.unregister_event_duration_listener(self._on_event)
+
+    def snapshot(self) -> CompileTally:
+        return CompileTally(self._count, self._seconds, tuple(self._functions))
+
+    def since(self, before: CompileTally) -> CompileTally:
+        return CompileTally(
+            self._count - before.count,
+            self._seconds - before.seconds,
+            tuple(self._functions[len(before.functions) :]),
+        )
+
+    def metrics_since(self, before: CompileTally) -> dict[str, float]:
+        """`compile/count` and `compile/seconds` of the compilations after `before`."""
+        tally = self.since(before)
+        return {COMPILE_COUNT: float(tally.count), COMPILE_SECONDS: tally.seconds}
