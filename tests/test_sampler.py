@@ -151,10 +151,10 @@ LOGITS = np.log(np.array([0.30, 0.25, 0.15, 0.12, 0.08, 0.05, 0.03, 0.02]))
 DRAWS = 40_000
 
 
-def _empirical(cfg: SamplingConfig) -> np.ndarray:
+def _empirical(cfg: SamplingConfig, block: int = 256) -> np.ndarray:
     logits = jnp.broadcast_to(jnp.asarray(LOGITS, jnp.float32), (DRAWS, LOGITS.size))
     probs = jax.nn.softmax(sampling_logits(logits, cfg), axis=-1)
-    tokens = _inverse_cdf_sample(probs, jax.random.key(42))
+    tokens = _inverse_cdf_sample(probs, jax.random.key(42), block)
     return np.bincount(np.asarray(tokens), minlength=LOGITS.size) / DRAWS
 
 
@@ -174,12 +174,24 @@ def _target(temperature=1.0, top_k=0, top_p=1.0) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    "temperature, top_k, top_p",
-    [(1.0, 0, 1.0), (0.5, 0, 1.0), (2.0, 0, 1.0), (1.0, 3, 1.0), (1.0, 0, 0.6), (0.8, 5, 0.7)],
+    "temperature, top_k, top_p, block",
+    [
+        (1.0, 0, 1.0, 256),
+        (0.5, 0, 1.0, 256),
+        (2.0, 0, 1.0, 256),
+        (1.0, 3, 1.0, 256),
+        (1.0, 0, 0.6, 256),
+        (0.8, 5, 0.7, 256),
+        # Blocks of 3 over 8 tokens: the two-level draw, a padded last block, and (top-k)
+        # whole blocks of zero weight.
+        (1.0, 0, 1.0, 3),
+        (1.0, 3, 1.0, 3),
+        (0.8, 5, 0.7, 3),
+    ],
 )
-def test_sampling_frequencies_match_target(temperature, top_k, top_p):
+def test_sampling_frequencies_match_target(temperature, top_k, top_p, block):
     cfg = SamplingConfig(max_new_tokens=1, temperature=temperature, top_k=top_k, top_p=top_p)
-    empirical, target = _empirical(cfg), _target(temperature, top_k, top_p)
+    empirical, target = _empirical(cfg, block), _target(temperature, top_k, top_p)
     assert np.all(empirical[target == 0] == 0), "a filtered-out token was sampled"
     # Chi-square goodness of fit over the kept tokens; 99.9% critical values for df <= 7.
     kept = target > 0

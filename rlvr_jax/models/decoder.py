@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from rlvr_jax.models.config import DecoderConfig
 from rlvr_jax.models.kv_cache import KVCache
+from rlvr_jax.models.lora_matmul import lora_delta
 from rlvr_jax.models.rope import apply_rope, inverse_frequencies
 
 # Finite, so a query with no visible key (a padding row) gives a uniform softmax, not NaN.
@@ -67,7 +68,7 @@ class Dense(nn.Module):
         if self.has_variable("lora", "a"):
             a = self.get_variable("lora", "a").astype(x.dtype)
             b = self.get_variable("lora", "b").astype(x.dtype)
-            y = y + self.lora_scale * ((x @ a) @ b)
+            y = y + lora_delta(x, a, b, self.lora_scale)
         return y
 
 
@@ -118,25 +119,27 @@ class Attention(nn.Module):
                 v_cache, v_BKTH.astype(v_cache.dtype), start, axis=2
             )
 
-        # Grouped-query attention: query head n uses kv head n // G, G = N // K.
-        q_BKGTH = q_BTNH.reshape(B, T, K, N // K, H).transpose(0, 2, 3, 1, 4)
-        scores_BKGTS = jnp.einsum(
-            "bkgth,bksh->bkgts",
-            q_BKGTH,
-            k_BKSH.astype(q_BKGTH.dtype),
+        # Grouped-query attention: query head n uses kv head n // G, G = N // K. Both dots
+        # batch over (B, K) and keep the cache's [B, K, S, H] layout (no transpose of it).
+        q_BTKGH = q_BTNH.reshape(B, T, K, N // K, H)
+        scores_BKTGS = jax.lax.dot_general(
+            q_BTKGH,
+            k_BKSH.astype(q_BTKGH.dtype),
+            (((4,), (3,)), ((0, 2), (0, 1))),
             preferred_element_type=jnp.float32,
         )
-        scores_BKGTS = scores_BKGTS * cfg.scale
+        scores_BKTGS = scores_BKTGS * cfg.scale
         if cfg.attn_logit_softcap is not None:
             cap = cfg.attn_logit_softcap
-            scores_BKGTS = jnp.tanh(scores_BKGTS / cap) * cap
+            scores_BKTGS = jnp.tanh(scores_BKTGS / cap) * cap
         window = cfg.layer_windows[self.layer]
         mask_BTS = attention_mask(positions_BT, q_slots_T, k_positions_BS, k_valid_BS, window)
-        scores_BKGTS = jnp.where(mask_BTS[:, None, None], scores_BKGTS, _MASKED)
-        probs_BKGTS = jax.nn.softmax(scores_BKGTS, axis=-1).astype(x_BTD.dtype)
-        out_BKGTH = jnp.einsum("bkgts,bksh->bkgth", probs_BKGTS, v_BKSH.astype(x_BTD.dtype))
-        out_BTKGH = out_BKGTH.transpose(0, 3, 1, 2, 4)
-        out_BTD = out_BTKGH.reshape(B, T, N * H)
+        scores_BKTGS = jnp.where(mask_BTS[:, None, :, None], scores_BKTGS, _MASKED)
+        probs_BKTGS = jax.nn.softmax(scores_BKTGS, axis=-1).astype(x_BTD.dtype)
+        out_BKTGH = jax.lax.dot_general(
+            probs_BKTGS, v_BKSH.astype(x_BTD.dtype), (((4,), (2,)), ((0, 1), (0, 1)))
+        )
+        out_BTD = out_BKTGH.transpose(0, 2, 1, 3, 4).reshape(B, T, N * H)
         out_BTD = Dense(cfg.hidden_size, False, self.lora_scale, name="o_proj")(out_BTD)
         return out_BTD, (None if kv is None else (k_BKSH, v_BKSH))
 

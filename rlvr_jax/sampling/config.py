@@ -45,3 +45,8 @@ class SamplingConfig:
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+    @property
+    def samples_from_policy(self) -> bool:
+        """Temperature 1 and no filtering: the sampled distribution is the policy itself."""
+        return self.temperature == 1.0 and self.top_k == 0 and self.top_p == 1.0
