@@ -159,6 +159,15 @@ def test_verifier_for_binds_the_training_correctness_params():
         assert got == expected
 
 
+def test_correctness_mode_is_configured_or_the_verifiers_default():
+    from rlvr_jax.evaluation.runner import correctness_mode
+
+    lenient = RewardsConfig(fns=(RewardSpec("answer_match", params={"mode": "lenient"}),))
+    assert correctness_mode(lenient) == "lenient"
+    unset = RewardsConfig(fns=(RewardSpec("countdown_equation"),), correctness="countdown_equation")
+    assert correctness_mode(unset) == "strict"  # countdown_correct's own default
+
+
 def test_question_id_is_stable_and_content_bound():
     row = {"question": "What is 9 * 2?", "answer": "18"}
     assert question_id(3, row) == question_id(3, dict(row))

@@ -9,6 +9,7 @@ skips what is already done. Metrics are `summarize`d from the records.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 from typing import Any
 
@@ -24,6 +25,7 @@ from rlvr_jax.evaluation.scoring import (
     summarize,
     verifier_for,
 )
+from rlvr_jax.rewards.registry import get_reward
 from rlvr_jax.run_setup import decode_completions
 from rlvr_jax.sampling import generate
 
@@ -107,8 +109,13 @@ def summarize_records(run, records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def correctness_mode(rewards_cfg) -> str:
-    """'strict' or 'lenient': the extraction mode the correctness reward is configured with."""
-    return str(rewards_cfg.correctness_params().get("mode", "strict"))
+    """'strict' or 'lenient': the extraction mode the correctness reward is configured with,
+    else the default of its verifier's own `mode` parameter."""
+    params = rewards_cfg.correctness_params()
+    if "mode" in params:
+        return str(params["mode"])
+    verifier = get_reward(rewards_cfg.correctness, key="rewards.correctness").correct
+    return str(inspect.signature(verifier).parameters["mode"].default)
 
 
 def evaluate(run, params, lora) -> tuple[dict[str, float], list[dict[str, Any]]]:
