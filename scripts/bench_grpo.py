@@ -16,7 +16,9 @@ Reported per side: per-phase seconds (generation, reference/old logprobs, forwar
 optimizer, rewards), the median step after `--warmup` steps, compile time (ours: XLA
 compilations in step 1), completion tokens/s, peak RSS, and the ratio ours / TRL. The
 train-step roofline fraction is model FLOPs of the scoring and forward+backward phases
-(``rlvr_jax.flops``) over the fp32 matmul peak this script measures.
+(``rlvr_jax.flops``) over the fp32 matmul peak this script measures. On a machine with a GPU
+both sides use it (JAX's default backend; TRL when torch sees CUDA); `--checkpoint` takes
+any checkpoint string `model.checkpoint` accepts, for a larger model there.
 """
 
 from __future__ import annotations
@@ -198,7 +200,7 @@ def run_trl(args, beta: float, dtype: str, workdir: Path) -> dict:
         save_strategy="no",
         bf16=torch_dtype == torch.bfloat16,
         gradient_checkpointing=not args.trl_no_gradient_checkpointing,
-        use_cpu=True,
+        use_cpu=not torch.cuda.is_available(),
         disable_tqdm=True,
         seed=0,
     )
