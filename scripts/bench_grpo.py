@@ -44,7 +44,13 @@ PHASE_TITLES = {
     "optimizer": "optimizer",
     "reward": "rewards",
 }
+# The issue's settings, shared by both sides.
+PROMPTS_PER_STEP = 8
+GROUP_SIZE = 8  # completions per prompt
+ROWS_PER_STEP = PROMPTS_PER_STEP * GROUP_SIZE
+LORA_RANK, LORA_ALPHA = 8, 16.0
 LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
+LEARNING_RATE = 4e-4
 
 
 # ----------------------------------------------------------------------------- ours
@@ -57,14 +63,14 @@ def ours_config(args, beta: float, dtype: str, max_steps: int):
     c.model.checkpoint = args.checkpoint
     c.model.dtype = dtype
     c.max_steps = max_steps
-    c.lora.rank, c.lora.alpha, c.lora.targets = 8, 16.0, LORA_TARGETS
-    c.sampling.num_samples = 8
+    c.lora.rank, c.lora.alpha, c.lora.targets = LORA_RANK, LORA_ALPHA, LORA_TARGETS
+    c.sampling.num_samples = GROUP_SIZE
     c.sampling.max_new_tokens = args.max_new_tokens
     c.sampling.temperature = 1.0
-    c.rl.prompts_per_step = 8
+    c.rl.prompts_per_step = PROMPTS_PER_STEP
     c.rl.beta = beta
     c.rl.loss_type = "grpo"
-    c.optim.learning_rate = 4e-4
+    c.optim.learning_rate = LEARNING_RATE
     c.eval.every_steps = 0
     c.checkpoint.every_steps = max_steps
     c.observers.console = False
@@ -132,9 +138,8 @@ def train_flops(cfg, step_prompts: list[dict], beta: float, new_tokens: int) -> 
     """
     from rlvr_jax.flops import forward_flops
 
-    G = 8
     prompt_positions = sum(len(p["prompt_ids"]) for p in step_prompts)
-    completions = G * len(step_prompts) * new_tokens
+    completions = GROUP_SIZE * len(step_prompts) * new_tokens
     mean_context = prompt_positions / len(step_prompts) + new_tokens / 2
     fwd = forward_flops(cfg, prompt_positions + completions, completions, mean_context)
     return fwd * (3 if beta > 0 else 2)
@@ -155,6 +160,9 @@ def run_trl(args, beta: float, dtype: str, workdir: Path) -> dict:
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
+
+    # This module imports neither JAX nor torch: the process's memory stays TRL's own.
+    from rlvr_jax.observers.metrics import host_peak_rss_mb, phase_key, timed
 
     torch.manual_seed(0)
     prompts = json.loads(Path(args.prompts).read_text())
@@ -182,13 +190,13 @@ def run_trl(args, beta: float, dtype: str, workdir: Path) -> dict:
     model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
     grpo = GRPOConfig(
         output_dir=str(workdir),
-        per_device_train_batch_size=64,
-        num_generations=8,
+        per_device_train_batch_size=ROWS_PER_STEP,
+        num_generations=GROUP_SIZE,
         max_completion_length=args.max_new_tokens,
         temperature=1.0,
         beta=beta,
         loss_type="grpo",
-        learning_rate=4e-4,
+        learning_rate=LEARNING_RATE,
         lr_scheduler_type="constant",
         adam_beta2=0.99,
         weight_decay=0.0,
@@ -205,8 +213,8 @@ def run_trl(args, beta: float, dtype: str, workdir: Path) -> dict:
         seed=0,
     )
     lora = LoraConfig(
-        r=8,
-        lora_alpha=16,
+        r=LORA_RANK,
+        lora_alpha=LORA_ALPHA,
         lora_dropout=0.0,
         target_modules=[f"{t}_proj" for t in LORA_TARGETS],
         task_type="CAUSAL_LM",
@@ -219,27 +227,24 @@ def run_trl(args, beta: float, dtype: str, workdir: Path) -> dict:
         processing_class=tokenizer,
         peft_config=lora,
     )
-    phases: dict[str, float] = {}
+    phases: dict[str, float] = {}  # time/<phase>_s, summed within a step
 
-    def timed(phase, fn, when=lambda: True):
+    def timed_calls(phase, fn, when=lambda: True):
         def wrapper(*a, **k):
             if not when():
                 return fn(*a, **k)
-            t0 = time.perf_counter()
-            try:
+            with timed(phase, phases):
                 return fn(*a, **k)
-            finally:
-                phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
 
         return wrapper
 
-    trainer._generate = timed("sample", trainer._generate)
-    trainer._calculate_rewards = timed("reward", trainer._calculate_rewards)
-    trainer._get_per_token_logps_and_entropies = timed(
+    trainer._generate = timed_calls("sample", trainer._generate)
+    trainer._calculate_rewards = timed_calls("reward", trainer._calculate_rewards)
+    trainer._get_per_token_logps_and_entropies = timed_calls(
         "score", trainer._get_per_token_logps_and_entropies, lambda: not torch.is_grad_enabled()
     )
-    trainer._prepare_inputs = timed("prepare", trainer._prepare_inputs)
-    trainer.training_step = timed("training_step", trainer.training_step)
+    trainer._prepare_inputs = timed_calls("prepare", trainer._prepare_inputs)
+    trainer.training_step = timed_calls("training_step", trainer.training_step)
     steps: list[dict] = []
 
     class StepTimes(TrainerCallback):
@@ -251,36 +256,32 @@ def run_trl(args, beta: float, dtype: str, workdir: Path) -> dict:
             self.t_opt = time.perf_counter()
 
         def on_optimizer_step(self, *a, **k):
-            phases["optimizer"] = time.perf_counter() - self.t_opt
+            phases[phase_key("optimizer")] = time.perf_counter() - self.t_opt
 
         def on_step_end(self, *a, **k):
             step_s = time.perf_counter() - self.t0
+            seconds = lambda phase: phases[phase_key(phase)]
             steps.append(
                 {
                     "step_s": step_s,
-                    "sample_s": phases["sample"],
-                    "score_s": phases.get("score", 0.0),
-                    "train_s": phases["training_step"] - phases["prepare"],
-                    "optimizer_s": phases["optimizer"],
-                    "reward_s": phases["reward"],
+                    "sample_s": seconds("sample"),
+                    "score_s": phases.get(phase_key("score"), 0.0),  # none at beta 0, mu 1
+                    "train_s": seconds("training_step") - seconds("prepare"),
+                    "optimizer_s": seconds("optimizer"),
+                    "reward_s": seconds("reward"),
                 }
             )
 
         def on_log(self, args_, state, control, logs=None, **k):
             if logs and "completions/mean_length" in logs and steps:
-                steps[-1]["completion_tokens"] = logs["completions/mean_length"] * 64
+                steps[-1]["completion_tokens"] = logs["completions/mean_length"] * ROWS_PER_STEP
 
     trainer.add_callback(StepTimes())
     trainer.train()
-    return {"steps": steps, "peak_rss_mb": peak_rss_mb()}
+    return {"steps": steps, "peak_rss_mb": host_peak_rss_mb()}
 
 
 # ----------------------------------------------------------------------------- driver
-
-
-def peak_rss_mb() -> float:
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
 def worker(args) -> None:
