@@ -16,10 +16,12 @@ from rlvr_jax.models.lora import LoraConfig
 from rlvr_jax.observers.config import ObserversConfig
 from rlvr_jax.optim import OptimConfig
 from rlvr_jax.parallel import MeshConfig
+from rlvr_jax.policy import check_trainable_mode
 from rlvr_jax.rewards import RewardsConfig
 from rlvr_jax.rl.advantages import ADVANTAGE_ESTIMATORS
 from rlvr_jax.rl.losses import LossConfig
 from rlvr_jax.rl.train_step import TrainStepConfig
+from rlvr_jax.sampling import SamplingConfig
 from rlvr_jax.tasks import DataConfig, PromptConfig
 
 DTYPES = ("float32", "bfloat16")
@@ -41,23 +43,10 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class SamplingSection:
-    """Rollout sampling (`config.sampling`); stop and pad ids come from the tokenizer."""
-
-    num_samples: int  # G: completions per prompt (the GRPO group)
-    max_new_tokens: int  # L: completion length budget
-    temperature: float  # 0 = greedy
-    top_k: int  # 0 = off
-    top_p: float  # 1.0 = off
-    extra_stop_token_ids: tuple[int, ...]  # stop ids in addition to the tokenizer's EOS
-    prompt_buckets: tuple[int, ...]  # prompt lengths compiled for (left padding)
-
-
-@dataclasses.dataclass(frozen=True)
 class RLConfig:
     """The algorithm (`config.rl`)."""
 
-    prompts_per_step: int  # P: prompts per RL step; the batch has P * G completions
+    prompts_per_step: int  # B: prompts per RL step; the batch has R = B * G completions
     advantage: str  # advantage estimator: grpo | dr_grpo | rloo | batch
     advantage_eps: float  # added to the std in grpo / batch normalization
     loss_type: str  # grpo | bnpo | dapo | dr_grpo | gspo
@@ -68,9 +57,10 @@ class RLConfig:
     kl_estimator: str  # k1 | k2 | k3
     num_iterations: int  # mu: optimizer updates per rollout batch
     num_microbatches: int  # gradient accumulation steps per update
-    trainable: str  # 'lora' | 'full'
+    trainable: str  # 'lora' | 'full' (policy.TRAINABLE_MODES)
 
     def __post_init__(self):
+        check_trainable_mode(self.trainable)
         if self.prompts_per_step < 1:
             raise ConfigError(f"rl.prompts_per_step must be >= 1, got {self.prompts_per_step}")
         if self.advantage not in ADVANTAGE_ESTIMATORS:
@@ -116,7 +106,7 @@ class ExperimentConfig:
     data: DataConfig
     prompt: PromptConfig
     rewards: RewardsConfig
-    sampling: SamplingSection
+    sampling: SamplingConfig
     rl: RLConfig
     optim: OptimConfig
     mesh: MeshConfig
@@ -167,7 +157,6 @@ class ExperimentConfig:
 
     def train_step_config(self) -> TrainStepConfig:
         return TrainStepConfig(
-            trainable=self.rl.trainable,
             num_microbatches=self.rl.num_microbatches,
             num_iterations=self.rl.num_iterations,
             group_size=self.sampling.num_samples,

@@ -149,6 +149,11 @@ def param_shardings(
     return jax.tree.map(lambda s: NamedSharding(mesh, s), specs, is_leaf=lambda x: isinstance(x, P))
 
 
+def place_params(params: PyTree | None, mesh: Mesh) -> PyTree | None:
+    """``params`` on ``mesh`` by the sharding rules; arrays already there are not copied."""
+    return None if params is None else jax.device_put(params, param_shardings(params, mesh))
+
+
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Leading (row) axis over ``('data', 'fsdp')``; B must be divisible by the device count."""
     return NamedSharding(mesh, P(BATCH_AXES))

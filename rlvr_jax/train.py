@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from rlvr_jax import checkpoints
+from rlvr_jax import checkpoints, rng_streams
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.evaluation.runner import evaluate
@@ -33,14 +33,12 @@ from rlvr_jax.observers.compilations import CompilationCounter
 from rlvr_jax.observers.metrics import TOKENS_PER_S, memory_metrics
 from rlvr_jax.optim import make_optimizer, make_schedule
 from rlvr_jax.parallel import make_mesh
-from rlvr_jax.rewards import reward_metrics, rows_to_fields, score_completions
-from rlvr_jax.rl.rollout import make_train_batch
+from rlvr_jax.rewards import reward_metrics
+from rlvr_jax.rl.train_batch import make_train_batch
 from rlvr_jax.rl.train_state import init_train_state, step_rng
 from rlvr_jax.rl.train_step import make_rollout_scorer, make_train_step
-from rlvr_jax.run_setup import RunSetup, decode_completions, setup_run
-from rlvr_jax.sampling import generate
-
-_SAMPLING_RNG = 0
+from rlvr_jax.rollout import Rollout, rollout
+from rlvr_jax.run_setup import RunSetup, setup_run
 
 
 class NonFiniteMetricError(FloatingPointError):
@@ -88,48 +86,30 @@ def check_batch_fits_mesh(exp: ExperimentConfig, num_devices: int) -> None:
         )
 
 
-def rollout(run: RunSetup, trainable: Any, rows: list[dict], rng: jax.Array):
-    """G completions per row and their rewards -> (completions, rewards_R, metrics, samples)."""
-    params, lora = run.policy_params(trainable)
-    t0 = time.perf_counter()
-    completions = generate(run.model, params, lora, run.prompt_ids(rows), rng, run.sampling)
-    lengths = np.asarray(completions.lengths)  # waits for the sampler
-    t1 = time.perf_counter()
-    texts = decode_completions(run.tokenizer, completions)
-    G = run.sampling.num_samples
-    scored = score_completions(
-        run.rewards, texts, rows_to_fields(rows, repeat=G), completion_lengths=lengths.tolist()
-    )
-    t2 = time.perf_counter()
-    metrics = {
-        **reward_metrics(scored),
-        "time/sample_s": t1 - t0,
-        "time/reward_s": t2 - t1,
-        "throughput/sample_tokens_per_s": float(lengths.sum()) / (t1 - t0),
-    }
-    samples = [
+def log_samples(out: Rollout) -> list[dict]:
+    """The first completion of each prompt, with its rewards, for the sample observers."""
+    G = out.group_size
+    return [
         {
-            "prompt": rows[i // G]["question"],
-            "completion": texts[i],
-            "answer": rows[i // G]["answer"],
-            "rewards": {name: float(values[i]) for name, values in scored.per_fn.items()},
+            "prompt": row["question"],
+            "completion": out.texts[i * G],
+            "answer": row["answer"],
+            "rewards": {name: float(values[i * G]) for name, values in out.scores.per_fn.items()},
         }
-        for i in range(0, len(texts), G)
+        for i, row in enumerate(out.rows)
     ]
-    return completions, scored.total, metrics, samples
 
 
-def rl_step(run: RunSetup, mesh, state, rows: list[dict], train_step, scorer):
+def rl_step(run: RunSetup, state, rows: list[dict], train_step, scorer):
     """Rollout, rewards, advantages and the mu updates: (state, metrics, samples)."""
     exp = run.exp
     t_step = time.perf_counter()
-    completions, rewards, rollout_metrics, samples = rollout(
-        run, state.trainable, rows, step_rng(state, _SAMPLING_RNG)
-    )
+    out = rollout(run, state.trainable, rows, step_rng(state, rng_streams.ROLLOUT), run.sampling)
+    num_tokens = float(np.sum(out.completions.lengths))
     batch, batch_metrics = make_train_batch(
-        completions,
-        rewards,
-        mesh,
+        out.completions,
+        out.scores.total,
+        run.policy.mesh,
         exp.sampling.num_samples,
         exp.rl.advantage,
         exp.rl.advantage_eps,
@@ -143,15 +123,17 @@ def rl_step(run: RunSetup, mesh, state, rows: list[dict], train_step, scorer):
     train_metrics = jax.device_get({**train_metrics, **batch_metrics})
     now = time.perf_counter()
     metrics = {
-        **rollout_metrics,
+        **reward_metrics(out.scores),
+        **out.seconds,
+        "throughput/sample_tokens_per_s": num_tokens / out.seconds["time/sample_s"],
         **{k: float(v) for k, v in train_metrics.items()},
         "time/score_s": t_train - t_score,
         "time/train_s": now - t_train,
         "time/step_s": now - t_step,
-        TOKENS_PER_S: float(np.sum(completions.lengths)) / (now - t_step),
+        TOKENS_PER_S: num_tokens / (now - t_step),
         **memory_metrics(),
     }
-    return state, metrics, samples
+    return state, metrics, log_samples(out)
 
 
 def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
@@ -167,6 +149,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
     mesh = make_mesh(exp.mesh)
     check_batch_fits_mesh(exp, mesh.size)
     run = setup_run(exp, mesh)
+    policy = run.policy
 
     optimizer, schedule = make_optimizer(exp.optim), make_schedule(exp.optim)
     rng = jax.random.key(exp.seed)
@@ -181,10 +164,8 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
     iterator = run.iterator(iterator_state)
 
     loss_cfg, step_cfg = exp.loss_config(), exp.train_step_config()
-    train_step = make_train_step(
-        run.model, loss_cfg, step_cfg, optimizer, schedule, mesh, state, run.frozen_base
-    )
-    scorer = make_rollout_scorer(run.model, loss_cfg, step_cfg, mesh, state, run.reference)
+    train_step = make_train_step(policy, loss_cfg, step_cfg, optimizer, schedule, state)
+    scorer = make_rollout_scorer(policy, loss_cfg, step_cfg, state)
     with make_observers(exp.observers, workdir, is_main) as observers:
         observers.on_run_start(
             config_json, {"num_steps": exp.max_steps, "resumed_from_step": start_step}
@@ -198,9 +179,8 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
             every = exp.eval.every_steps
             if not run.eval_rows or every == 0 or (step % every and step != exp.max_steps):
                 return
-            params, lora = run.policy_params(state.trainable)
             t0 = time.perf_counter()
-            metrics, samples = evaluate(run, params, lora)
+            metrics, samples = evaluate(run, state.trainable)
             metrics["eval/time_s"] = time.perf_counter() - t0
             observers.on_eval_end(step, metrics, samples)
 
@@ -210,9 +190,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
         with stop_requests() as stop, CompilationCounter() as compiles:
             while step < exp.max_steps and not stop:
                 before = compiles.snapshot()
-                state, metrics, samples = rl_step(
-                    run, mesh, state, next(iterator), train_step, scorer
-                )
+                state, metrics, samples = rl_step(run, state, next(iterator), train_step, scorer)
                 metrics |= compiles.metrics_since(before)
                 step += 1
                 check_finite(step, metrics)
@@ -232,11 +210,10 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
 
 def export(run: RunSetup, trainable: Any, out: Path) -> None:
     """A PEFT adapter (LoRA runs) and a merged HF checkpoint under `out`."""
-    params, lora = jax.device_get(run.policy_params(trainable))
+    params, lora = run.policy.export_trees(trainable)
+    cfg = run.policy.model.cfg
     if lora is not None:
-        export_peft_adapter(
-            lora, run.exp.lora, run.model.cfg, out / "adapter", run.exp.model.checkpoint
-        )
+        export_peft_adapter(lora, run.exp.lora, cfg, out / "adapter", run.exp.model.checkpoint)
     lora_cfg = run.exp.lora if lora is not None else None
-    export_merged(params, lora, lora_cfg, run.model.cfg, out / "merged", run.checkpoint_dir)
+    export_merged(params, lora, lora_cfg, cfg, out / "merged", run.checkpoint_dir)
     logging.info("exported %s", out)

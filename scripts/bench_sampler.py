@@ -23,7 +23,7 @@ import jax
 from rlvr_jax.flops import decode_flops_per_token, matmul_peak_flops
 from rlvr_jax.models import load_decoder_config, load_tokenizer, render_chat, resolve_checkpoint
 from rlvr_jax.models.hf_weights import load_hf_params
-from rlvr_jax.sampling import SamplingConfig, generate
+from rlvr_jax.sampling import SamplingConfig, SpecialTokens, generate
 
 PROMPT = [{"role": "user", "content": "Write a short story about a robot who learns to paint."}]
 
@@ -43,12 +43,21 @@ def bench_ours(ckpt, cfg, prompt_ids, batch, new_tokens, dtype, repeats):
 
     params = load_hf_params(ckpt, cfg, dtype)
     model = Decoder(cfg)
-    sampling = SamplingConfig(max_new_tokens=new_tokens, temperature=1.0)
+    sampling = SamplingConfig(
+        num_samples=1,
+        max_new_tokens=new_tokens,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        extra_stop_token_ids=(),
+        prompt_buckets=(64, 128, 256, 512),
+    )
+    no_stops = SpecialTokens(stop_token_ids=(), pad_token_id=0)  # every row runs new_tokens
     prompts = [prompt_ids] * batch
     keys = iter(jax.random.split(jax.random.key(0), repeats + 1))
 
     def run():
-        out = generate(model, params, None, prompts, next(keys), sampling)
+        out = generate(model, {"params": params}, prompts, next(keys), sampling, no_stops)
         assert int(out.lengths.min()) == new_tokens
         out.ids.block_until_ready()
 

@@ -15,7 +15,7 @@ from rlvr_jax.models.lora import init_lora
 from rlvr_jax.optim import make_optimizer, make_schedule
 from rlvr_jax.parallel import MeshConfig, make_mesh, param_shardings
 from rlvr_jax.rl.policy_logprobs import completion_logprobs
-from rlvr_jax.rl.rollout import make_train_batch
+from rlvr_jax.rl.train_batch import make_train_batch
 from rlvr_jax.rl.train_state import init_train_state, step_rng
 from rlvr_jax.rl.train_step import TrainStepConfig, make_rollout_scorer, make_train_step
 from rlvr_jax.sampling import SamplingConfig, generate

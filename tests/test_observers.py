@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from config_sections import section
 
+from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.observers import (
     HOST_PEAK_MB,
+    OBSERVERS,
     TOKENS_PER_S,
     Observer,
     ObserverError,
@@ -26,12 +29,14 @@ from rlvr_jax.observers import (
     timed,
     tokens_per_second,
 )
+from rlvr_jax.observers.config import SINKS
 from rlvr_jax.observers.jsonl import read_jsonl
 
 NUM_STEPS = 5
 
 
 def _config(**overrides) -> ObserversConfig:
+    """configs/arithmetic.py's `observers` group, every sink off, with overrides."""
     fields = dict(
         console=False,
         jsonl=False,
@@ -44,7 +49,7 @@ def _config(**overrides) -> ObserversConfig:
         num_samples_to_log=2,
         log_every=1,
     )
-    return ObserversConfig(**{**fields, **overrides})
+    return section(ObserversConfig, "observers", **{**fields, **overrides})
 
 
 def _metrics(step: int) -> dict[str, float]:
@@ -94,14 +99,14 @@ def _run(group: ObserverGroup, first: int, last: int, resumed_from: int, end: bo
     ],
 )
 def test_config_errors_name_the_key(overrides, key):
-    with pytest.raises(ValueError, match=key):
+    with pytest.raises(ConfigError, match=key):
         _config(**overrides)
 
 
-def test_config_from_dict_rejects_unknown_keys():
-    assert ObserversConfig.from_dict({"console": False}).console is False
-    with pytest.raises(ValueError, match=r"observers: unknown keys \['consle'\]"):
-        ObserversConfig.from_dict({"consle": True})
+def test_builder_rejects_unknown_keys():
+    assert section(ObserversConfig, "observers", console=False).console is False
+    with pytest.raises(ConfigError, match=r"^observers\.consle: unknown key"):
+        section(ObserversConfig, "observers", consle=True)
 
 
 def test_non_main_process_logs_nothing(tmp_path):
@@ -118,6 +123,24 @@ def test_make_observers_builds_the_enabled_sinks(tmp_path):
     group = make_observers(_config(console=True, jsonl=True), tmp_path, True)
     assert group.names == ("console", "jsonl")
     assert [group.wants_samples(s) for s in (1, 2, 3, 4)] == [False, True, False, True]
+    group.close()
+    group = make_observers(_config(tensorboard=True, jsonl=True, console=True), tmp_path, True)
+    assert group.names == ("console", "jsonl", "tensorboard")  # SINKS order, not config order
+    group.close()
+
+
+def test_every_sink_key_has_a_registered_factory(tmp_path, monkeypatch):
+    assert set(OBSERVERS) == set(SINKS)
+    calls = []
+
+    def factory(config, workdir):
+        calls.append((config, workdir))
+        return _Recorder()
+
+    monkeypatch.setitem(OBSERVERS, "jsonl", factory)
+    cfg = _config(jsonl=True)
+    group = make_observers(cfg, tmp_path, True)
+    assert group.names == ("recorder",) and calls == [(cfg, tmp_path)]
     group.close()
 
 

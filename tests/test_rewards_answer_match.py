@@ -6,8 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_jax.rewards.answer_match import answer_correct, answer_match
+from rlvr_jax.markers import DEFAULT_MARKERS, THINK_MARKERS
+from rlvr_jax.rewards.answer_match import (
+    AnswerVerdict,
+    answer_correct,
+    answer_match,
+    answer_verdicts,
+    vote_key,
+)
+from rlvr_jax.rewards.format import follows_layout
 from rlvr_jax.rewards.numbers import canonical, to_fraction
+from rlvr_jax.rewards.registry import get_verifier
 from rlvr_jax.tasks.gsm8k import parse_gsm8k_answer
 
 GSM8K_DIR = Path(__file__).parents[2] / "shared" / "data" / "gsm8k"
@@ -75,6 +84,57 @@ def test_bad_params_fail():
         answer_match([], answer=[], mode="strct")
     with pytest.raises(ValueError, match="tolerance_tiers"):
         answer_match([], answer=[], tolerance_tiers=((0.2, 0.5), (0.1, 0.25)))
+
+
+def test_verdicts_carry_the_tolerance_tier():
+    completions = [f"<answer>{x}</answer>" for x in ("18", "19", "21", "30", "abc")] + [""]
+    verdicts = answer_verdicts(
+        completions,
+        ["18"] * 6,
+        markers=DEFAULT_MARKERS,
+        mode="strict",
+        tolerance_tiers=((0.1, 0.5), (0.2, 0.25)),
+    )
+    assert verdicts == [
+        AnswerVerdict("correct"),
+        AnswerVerdict("close", tier=0),
+        AnswerVerdict("close", tier=1),
+        AnswerVerdict("wrong"),
+        AnswerVerdict("wrong"),
+        AnswerVerdict("missing"),
+    ]
+
+
+def test_vote_key_groups_equal_numbers_and_case_folded_text():
+    assert vote_key("$18.00") == vote_key("18") == "18"
+    assert vote_key("3/4") == vote_key("0.75")
+    assert vote_key("  Option   B ") == vote_key("option b")
+    assert vote_key("18") != vote_key("180")
+    assert vote_key("   ") is None
+
+
+def test_verifier_declares_answers_vote_key_and_format():
+    _, verifier = get_verifier("answer_match")
+    completions = ["<answer>$18.00</answer>", "It is 7, no, 9", "<answer>B</answer>", ""]
+    answer = ["18"] * 4
+    assert verifier.answers(completions, answer=answer, mode="strict") == ["18", None, "B", None]
+    assert verifier.answers(completions, answer=answer, mode="lenient") == ["18", "9", None, None]
+    assert verifier.vote_key is vote_key and verifier.format_ok is follows_layout
+    text = "<think>so</think><answer>5</answer>"
+    assert verifier.answers([text], answer=["5"], markers=THINK_MARKERS, mode="strict") == ["5"]
+
+
+@pytest.mark.parametrize("mode", ["strict", "lenient"])
+def test_verifier_correct_agrees_with_the_reward(mode):
+    entry, verifier = get_verifier("answer_match")
+    params = dict(correct=3.0, tolerance_tiers=((0.1, 0.5), (0.2, 0.25)), wrong=-1.0, missing=0.0)
+    completions = [case[0] for case in STRICT_CASES] + ["It is 19", "<answer>21</answer>"]
+    truths = [case[1] for case in STRICT_CASES] + ["18", "18"]
+    kwargs = dict(answer=truths, markers=DEFAULT_MARKERS, mode=mode, **params)
+    scores = entry.fn(completions, **kwargs)
+    correct = verifier.correct(completions, **kwargs)
+    assert any(correct) and not all(correct)
+    assert [score == 3.0 for score in scores] == correct
 
 
 def _gsm8k_test_records() -> list[dict]:

@@ -4,12 +4,17 @@ import time
 
 import pytest
 
+from rlvr_jax.markers import DEFAULT_MARKERS
 from rlvr_jax.rewards.countdown import (
     UnsafeExpression,
     check_equation,
     countdown_equation,
+    countdown_verdicts,
+    countdown_vote_key,
     parse_expression,
 )
+from rlvr_jax.rewards.format import follows_layout
+from rlvr_jax.rewards.registry import get_verifier
 
 NUMBERS, TARGET = [25, 5, 4], 80
 
@@ -46,6 +51,53 @@ def test_countdown_equation(completion, verdict):
         [completion], numbers=[NUMBERS], target=[TARGET], wrong=0.1, invalid=0.0
     )
     assert got == [scores[verdict]]
+
+
+@pytest.mark.parametrize("use_all", [False, True])
+def test_verdicts_give_both_the_score_and_the_bool(use_all):
+    entry, verifier = get_verifier("countdown_equation")
+    completions = [completion for completion, _ in CASES]
+    n = len(completions)
+    kwargs = dict(numbers=[NUMBERS] * n, target=[TARGET] * n, markers=DEFAULT_MARKERS)
+    kwargs.update(mode="strict", use_all=use_all, correct=2.0, wrong=0.1, invalid=-1.0)
+    verdicts = countdown_verdicts(
+        completions, kwargs["numbers"], kwargs["target"], markers=DEFAULT_MARKERS,
+        mode="strict", use_all=use_all,
+    )  # fmt: skip
+    assert verdicts == [verdict for _, verdict in CASES]
+    scores, correct = entry.fn(completions, **kwargs), verifier.correct(completions, **kwargs)
+    assert any(correct) and not all(correct)
+    assert [score == 2.0 for score in scores] == correct == [v == "correct" for v in verdicts]
+
+
+def test_vote_key_is_the_exact_value():
+    assert countdown_vote_key("(25 - 5) * 4") == countdown_vote_key("4 * 20") == "80"
+    assert countdown_vote_key("(25 \u2212 5) \u00d7 4 = 80") == "80"  # normalized like the reward
+    assert countdown_vote_key("5 / 2") == countdown_vote_key("10 / 4") == "5/2"
+    assert countdown_vote_key("25 * 4") != countdown_vote_key("4 * 20")
+    for invalid in ["__import__('os')", "2**99999", "4 / (5 - 5)", "eighty", ""]:
+        assert countdown_vote_key(invalid) is None
+
+
+def test_verifier_answers_are_the_candidate_expressions():
+    _, verifier = get_verifier("countdown_equation")
+    completions = [
+        "<answer> (25 - 5) * 4 = 80 </answer>",
+        "Try 25 + 5 = 30, no. Then (25 - 5) * 4 = 80 works.",
+        "<answer>  </answer>",
+        "no equation here",
+    ]
+    kwargs = dict(numbers=[NUMBERS] * 4, target=[TARGET] * 4)
+    assert verifier.answers(completions, **kwargs, mode="strict") == [
+        "(25 - 5) * 4 = 80",
+        None,
+        None,
+        None,
+    ]
+    lenient = verifier.answers(completions, **kwargs, mode="lenient")
+    assert lenient == ["(25 - 5) * 4", "(25 - 5) * 4", None, None]
+    assert {verifier.vote_key(a) for a in lenient if a is not None} == {"80"}
+    assert verifier.format_ok is follows_layout
 
 
 def test_division_is_exact_and_by_zero_is_wrong():

@@ -3,7 +3,7 @@
 import pytest
 
 from rlvr_jax.markers import DEFAULT_MARKERS, THINK_MARKERS
-from rlvr_jax.rewards.extraction import answer_span, extract_answer
+from rlvr_jax.rewards.extraction import answer_span, check_mode, extract_answer
 from rlvr_jax.rewards.numbers import canonical, find_numbers, normalize_number, to_fraction
 
 NORMALIZE_CASES = [
@@ -124,3 +124,11 @@ def test_extraction_uses_the_given_markers():
 def test_unknown_mode_fails():
     with pytest.raises(ValueError, match="strict"):
         extract_answer("1", "loose")
+
+
+def test_check_mode_names_the_mode_param():
+    check_mode("strict")
+    check_mode("lenient")
+    message = r"^mode: must be one of \['strict', 'lenient'\], got 'loose'"
+    with pytest.raises(ValueError, match=message):
+        check_mode("loose")

@@ -1,14 +1,15 @@
 """Prompt templates through a real chat template, on a tokenizer built locally."""
 
 import pytest
+from config_sections import section
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.markers import DEFAULT_MARKERS, THINK_MARKERS, Markers, markers_for
 from rlvr_jax.tasks import PromptConfig, build_messages, render_prompt, resolve_markers
 from rlvr_jax.tasks.prompts import (
     ANSWER_ONLY_SYSTEM_PROMPT,
-    completion_prefix,
     few_shot_examples,
     render_prompts,
 )
@@ -31,6 +32,11 @@ ROW = {
 }
 
 
+def _prompt(**overrides) -> PromptConfig:
+    """configs/arithmetic.py's `prompt` group (style 'no_system') with overrides."""
+    return section(PromptConfig, "prompt", **overrides)
+
+
 @pytest.fixture(scope="module")
 def tokenizer():
     backend = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
@@ -41,7 +47,7 @@ def tokenizer():
 
 
 def test_reasoning_style_asks_for_the_markers(tokenizer):
-    prompt = render_prompt(tokenizer, ROW, PromptConfig(), DEFAULT_MARKERS)
+    prompt = render_prompt(tokenizer, ROW, _prompt(style="reasoning"), DEFAULT_MARKERS)
     assert prompt.startswith("<|im_start|>system\nYou are given a problem.")
     for marker in DEFAULT_MARKERS.as_tuple():
         assert marker in prompt
@@ -50,17 +56,17 @@ def test_reasoning_style_asks_for_the_markers(tokenizer):
 
 
 def test_model_specific_markers_reach_the_prompt(tokenizer):
-    prompt = render_prompt(tokenizer, ROW, PromptConfig(), THINK_MARKERS)
+    prompt = render_prompt(tokenizer, ROW, _prompt(style="reasoning"), THINK_MARKERS)
     assert "<think>" in prompt and "<reasoning>" not in prompt
 
 
 def test_answer_only_style(tokenizer):
-    prompt = render_prompt(tokenizer, ROW, PromptConfig(style="answer_only"), DEFAULT_MARKERS)
+    prompt = render_prompt(tokenizer, ROW, _prompt(style="answer_only"), DEFAULT_MARKERS)
     assert ANSWER_ONLY_SYSTEM_PROMPT in prompt and "<answer>" not in prompt
 
 
 def test_no_system_style_uses_the_templates_default(tokenizer):
-    config = PromptConfig(style="no_system", user_template="{question}\nEnd with #### N.")
+    config = _prompt(style="no_system", user_template="{question}\nEnd with #### N.")
     messages = build_messages(ROW, config, DEFAULT_MARKERS)
     assert [m["role"] for m in messages] == ["user"]
     prompt = render_prompt(tokenizer, ROW, config, DEFAULT_MARKERS)
@@ -72,7 +78,8 @@ def test_no_system_style_uses_the_templates_default(tokenizer):
 
 
 def test_custom_system_prompt_and_user_template_with_row_fields():
-    config = PromptConfig(
+    config = _prompt(
+        style="reasoning",
         system_prompt="Answer inside {answer_start}{answer_end}.",
         user_template="Numbers: {numbers}. {question}",
     )
@@ -83,7 +90,7 @@ def test_custom_system_prompt_and_user_template_with_row_fields():
 
 
 def test_few_shot_demonstrations_come_before_the_question():
-    config = PromptConfig(few_shot=2)
+    config = _prompt(style="reasoning", few_shot=2)
     examples = few_shot_examples(
         [dict(ROW, question="What is 1 + 1?", demo_reasoning="1 + 1 = 2", demo_answer="2"), ROW],
         config,
@@ -100,23 +107,23 @@ def test_few_shot_demonstrations_come_before_the_question():
     assert messages[2]["content"] == (
         "<reasoning>\n1 + 1 = 2\n</reasoning>\n<answer>\n2\n</answer>"
     )
-    answer_only = build_messages(ROW, PromptConfig(style="answer_only"), DEFAULT_MARKERS, examples)
+    answer_only = build_messages(ROW, _prompt(style="answer_only"), DEFAULT_MARKERS, examples)
     assert answer_only[2]["content"] == "2"
 
 
 def test_few_shot_needs_demo_fields():
     with pytest.raises(ValueError, match="demo_reasoning"):
-        build_messages(ROW, PromptConfig(), DEFAULT_MARKERS, [{"question": "q", "answer": "1"}])
+        build_messages(ROW, _prompt(), DEFAULT_MARKERS, [{"question": "q", "answer": "1"}])
 
 
 def test_render_prompts_and_missing_chat_template(tokenizer):
-    assert len(render_prompts(tokenizer, [ROW, ROW], PromptConfig(), DEFAULT_MARKERS)) == 2
+    assert len(render_prompts(tokenizer, [ROW, ROW], _prompt(), DEFAULT_MARKERS)) == 2
 
     class NoTemplate:
         chat_template = None
 
     with pytest.raises(ValueError, match="no chat template"):
-        render_prompt(NoTemplate(), ROW, PromptConfig(), DEFAULT_MARKERS)
+        render_prompt(NoTemplate(), ROW, _prompt(), DEFAULT_MARKERS)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +142,7 @@ def test_markers_for(model, markers):
 
 
 def test_resolve_markers_fills_only_the_empty_fields():
-    config = PromptConfig(answer_start="<SOLUTION>", answer_end="</SOLUTION>")
+    config = _prompt(answer_start="<SOLUTION>", answer_end="</SOLUTION>")
     assert resolve_markers(config, "Qwen/Qwen3-0.6B") == Markers(
         "<think>", "</think>", "<SOLUTION>", "</SOLUTION>"
     )
@@ -147,14 +154,18 @@ def test_resolve_markers_fills_only_the_empty_fields():
         ({"style": "chatty"}, r"prompt.style: unknown style 'chatty'; choose one of \['reasoning'"),
         ({"style": "no_system", "system_prompt": "Be brief."}, r"prompt.system_prompt: style"),
         ({"user_template": "Solve it."}, r"prompt.user_template: must contain"),
-        ({"system_prompt": "Use {answer_star}."}, r"prompt.system_prompt: unknown fields"),
+        (
+            {"style": "reasoning", "system_prompt": "Use {answer_star}."},
+            r"prompt.system_prompt: unknown fields",
+        ),
         ({"user_template": "{question"}, r"prompt.user_template: not a valid"),
         ({"few_shot": -1}, r"prompt.few_shot"),
+        ({"stlye": "reasoning"}, r"^prompt\.stlye: unknown key"),
     ],
 )
 def test_config_errors_name_the_key(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        PromptConfig(**kwargs)
+    with pytest.raises(ConfigError, match=message):
+        _prompt(**kwargs)
 
 
 def test_markers_must_be_distinct_and_non_empty():
@@ -162,8 +173,3 @@ def test_markers_must_be_distinct_and_non_empty():
         Markers(answer_start="<reasoning>")
     with pytest.raises(ValueError, match="prompt.answer_end"):
         Markers(answer_end=" ")
-
-
-def test_completion_prefix_detects_a_template_that_opens_the_reasoning_block():
-    assert completion_prefix("<|im_start|>assistant\n<think>\n", THINK_MARKERS) == "<think>"
-    assert completion_prefix("<|im_start|>assistant\n", THINK_MARKERS) == ""

@@ -1,13 +1,13 @@
 """Evaluation you can trust: pass@k, maj@k, format and extraction rates, intervals, tests.
 
-    verifier = verifier_for(rewards_config)           # the training run's "correct"
+    verifier = verifier_for(rewards_config, markers)  # the training run's "correct"
     with IncrementalJsonl(path, fingerprint=setup) as out:
         for i, row in enumerate(rows):
             qid = question_id(i, row)
             if qid in out.done_ids:
                 continue                                 # finished before a crash
             out.append(score_question(question_id=qid, row=row, greedy=..., sampled=...,
-                                      verifier=verifier, markers=markers))
+                                      verifier=verifier))
         summary = summarize(out.records, ks=(1, 8), confidence=0.95,
                             num_resamples=10_000, seed=0)
     write_report(json_path, markdown_path, summary=summary, meta=setup)
@@ -19,9 +19,7 @@ McNemar, sign-flip test), `scoring` (records and metrics), `report` (files).
 from rlvr_jax.evaluation.estimators import (
     maj_at_k,
     majority_index,
-    majority_vote,
     pass_at_k,
-    vote_key,
 )
 from rlvr_jax.evaluation.report import (
     IncrementalJsonl,
@@ -34,8 +32,9 @@ from rlvr_jax.evaluation.report import (
 from rlvr_jax.evaluation.scoring import (
     Generations,
     Record,
-    Verifier,
+    TaskVerifier,
     compare_runs,
+    correctness_mode,
     flat_metrics,
     question_id,
     question_scores,
@@ -56,15 +55,15 @@ __all__ = [
     "Generations",
     "IncrementalJsonl",
     "Record",
-    "Verifier",
+    "TaskVerifier",
     "bootstrap_ci",
     "bootstrap_means",
     "compare_runs",
+    "correctness_mode",
     "comparison_table",
     "flat_metrics",
     "maj_at_k",
     "majority_index",
-    "majority_vote",
     "markdown_table",
     "mcnemar_exact",
     "paired_comparison",
@@ -76,7 +75,6 @@ __all__ = [
     "sign_flip_pvalue",
     "summarize",
     "verifier_for",
-    "vote_key",
     "write_atomic",
     "write_comparison",
     "write_report",

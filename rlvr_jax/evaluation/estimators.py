@@ -1,6 +1,6 @@
 """Per-question accuracy estimators from n samples: unbiased pass@k and maj@k.
 
-Shape letters: Q questions, N samples per question.
+Shape letters: Q questions, A samples (attempts) per question.
 
 pass@k (Chen et al. 2021, "Evaluating Large Language Models Trained on Code"): the
 probability that at least one of k samples drawn without replacement from the n
@@ -12,21 +12,22 @@ generated is correct, given that c of the n are correct,
 the dataset score is its mean over questions. The product is computed in log space,
 as a difference of one cumulative sum of log1p(-k / j), so it is stable for any n.
 
-maj@k: the majority vote over the extracted answers of the FIRST k samples, scored
-by the verifier's verdict on the winning answer. The samples are i.i.d., so the first
+maj@k: the majority vote over the answers of the FIRST k samples, scored by the
+verifier's verdict on the winning answer. The samples are i.i.d., so the first
 k are a random draw of k and the verdict is an unbiased (single-draw) estimate of the
 question's maj@k; with n > k the later samples are not used for maj@k.
 
 Vote rule (`majority_index`):
-* Answers are grouped by `vote_key`: one number in canonical form ("$18.00" and "18"
-  agree, "3/4" and "0.75" agree), else the text with whitespace collapsed and case
-  folded. This is the equality `rewards.answers_equal` uses, so all the answers of a
-  group get the same verdict from `answer_match`.
-* None (nothing extracted) and blank answers abstain: they never win, unless every
-  answer abstains, in which case the vote returns None (scored as wrong).
-* Ties: among the answers with the highest count, the one whose first occurrence
-  comes earliest among the samples wins. With i.i.d. samples this is a uniformly
-  random tie break that is also deterministic and reproducible.
+* Answers vote by their key: the task's verifier declares how answers are grouped
+  (`rewards.registry.Verifier.vote_key`: GSM8K answers by their canonical number, so
+  "$18.00" and "18" agree; countdown expressions by their exact value, so "(25 - 5) * 4"
+  and "4 * 20" agree). Evaluation records store the keys (`vote_strict`, ...), so this
+  module never needs to know the task.
+* None (nothing extracted, or no key) and blank keys abstain: they never win, unless
+  every sample abstains, in which case the vote returns None (scored as wrong).
+* Ties: among the keys with the highest count, the one whose first occurrence comes
+  earliest among the samples wins. With i.i.d. samples this is a uniformly random tie
+  break that is also deterministic and reproducible.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from rlvr_jax.rewards.numbers import normalize_number
 
 
 def pass_at_k(num_samples: np.ndarray | int, num_correct: np.ndarray | int, k: int) -> np.ndarray:
@@ -70,24 +69,17 @@ def pass_at_k(num_samples: np.ndarray | int, num_correct: np.ndarray | int, k: i
     return 1.0 - all_wrong_prob
 
 
-def vote_key(answer: str) -> str:
-    """The key answers are grouped by: canonical number, else whitespace-collapsed casefold."""
-    number = normalize_number(answer)
-    return number if number is not None else " ".join(answer.split()).casefold()
+def majority_index(keys: Sequence[str | None]) -> int | None:
+    """Index of the sample whose key wins the vote (its first occurrence), or None.
 
-
-def majority_index(answers: Sequence[str | None]) -> int | None:
-    """Index of the sample whose answer wins the vote (its first occurrence), or None.
-
-    Rule (module docstring): the most frequent `vote_key` wins; None and blank answers
-    abstain; ties go to the answer that appears first; None when all abstain.
+    Rule (module docstring): the most frequent key wins; None and blank keys abstain;
+    ties go to the key that appears first; None when all abstain.
     """
     counts: dict[str, int] = {}
     first_index: dict[str, int] = {}
-    for index, answer in enumerate(answers):
-        if answer is None or not answer.strip():
+    for index, key in enumerate(keys):
+        if key is None or not key.strip():
             continue
-        key = vote_key(answer)
         counts[key] = counts.get(key, 0) + 1
         first_index.setdefault(key, index)
     if not counts:
@@ -96,36 +88,30 @@ def majority_index(answers: Sequence[str | None]) -> int | None:
     return first_index[winner]
 
 
-def majority_vote(answers: Sequence[str | None]) -> str | None:
-    """The winning answer (as first written among the samples), or None; see `majority_index`."""
-    index = majority_index(answers)
-    return None if index is None else answers[index]
-
-
 def maj_at_k(
-    answers_QN: Sequence[Sequence[str | None]], correct_QN: Sequence[Sequence[bool]], k: int
+    keys_QA: Sequence[Sequence[str | None]], correct_QA: Sequence[Sequence[bool]], k: int
 ) -> np.ndarray:
     """maj@k per question: the verdict on the vote winner among the first k samples.
 
     Args:
-      answers_QN: extracted answers of each question's samples, in sampling order.
-      correct_QN: the verifier's verdict on each of those samples (same shape).
-      k: how many of the first samples vote, 1 <= k <= N for every question.
+      keys_QA: the vote key of each question's samples, in sampling order.
+      correct_QA: the verifier's verdict on each of those samples (same shape).
+      k: how many of the first samples vote, 1 <= k <= A for every question.
 
     Returns:
       float64 array [Q] of 0.0 / 1.0: `correct[i]` for the winning sample i (the first
-      occurrence of the winning answer), 0.0 when every answer abstains.
+      occurrence of the winning key), 0.0 when every sample abstains.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"maj_at_k: k must be a positive int, got {k!r}")
-    if len(answers_QN) != len(correct_QN):
-        raise ValueError(f"maj_at_k: {len(answers_QN)} answer lists, {len(correct_QN)} verdicts")
+    if len(keys_QA) != len(correct_QA):
+        raise ValueError(f"maj_at_k: {len(keys_QA)} vote lists, {len(correct_QA)} verdicts")
     scores = []
-    for answers, correct in zip(answers_QN, correct_QN, strict=True):
-        if len(answers) != len(correct):
-            raise ValueError(f"maj_at_k: {len(answers)} answers but {len(correct)} verdicts")
-        if len(answers) < k:
-            raise ValueError(f"maj_at_k: k={k} exceeds the number of samples {len(answers)}")
-        index = majority_index(answers[:k])
+    for keys, correct in zip(keys_QA, correct_QA, strict=True):
+        if len(keys) != len(correct):
+            raise ValueError(f"maj_at_k: {len(keys)} votes but {len(correct)} verdicts")
+        if len(keys) < k:
+            raise ValueError(f"maj_at_k: k={k} exceeds the number of samples {len(keys)}")
+        index = majority_index(keys[:k])
         scores.append(0.0 if index is None else float(bool(correct[index])))
     return np.asarray(scores, dtype=np.float64)

@@ -27,19 +27,19 @@ from rlvr_jax.run_setup import RunSetup, setup_run
 QUESTIONS, REPORT_JSON, REPORT_MD = "questions.jsonl", "report.json", "report.md"
 
 
-def _policy(run: RunSetup, workdir: Path | None, mesh) -> tuple[Any, Any, str]:
-    """(params, lora, label): the latest checkpoint of `workdir`, or the base model."""
+def _trainable(run: RunSetup, workdir: Path | None) -> tuple[Any | None, str]:
+    """(trainable, label): the latest checkpoint's trainable tree, or None for the base."""
     if workdir is None:
-        return run.base_params, None, f"base:{run.exp.model.checkpoint}"
+        return None, f"base:{run.exp.model.checkpoint}"
     rng = jax.random.key(run.exp.seed)
-    state = init_train_state(run.initial_trainable(rng), make_optimizer(run.exp.optim), rng, mesh)
+    optimizer = make_optimizer(run.exp.optim)
+    state = init_train_state(run.initial_trainable(rng), optimizer, rng, run.policy.mesh)
     manager = checkpoints.make_manager(workdir, run.exp.checkpoint)
     restored = checkpoints.restore_latest(manager, state)
     if restored is None:
         raise FileNotFoundError(f"--workdir {workdir}: no checkpoint under {manager.directory}")
     state, meta = restored
-    params, lora = run.policy_params(state.trainable)
-    return params, lora, f"{workdir}@step{meta['rl_step']}"
+    return state.trainable, f"{workdir}@step{meta['rl_step']}"
 
 
 def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -> dict:
@@ -49,7 +49,7 @@ def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -
         raise ValueError("data.eval_split: empty; name the split to evaluate")
     mesh = make_mesh(exp.mesh)
     run = setup_run(exp, mesh)
-    params, lora, label = _policy(run, Path(workdir) if workdir else None, mesh)
+    trainable, label = _trainable(run, Path(workdir) if workdir else None)
     rows = list(run.eval_rows)
     if exp.eval.max_samples:
         rows = rows[: exp.eval.max_samples]
@@ -62,7 +62,7 @@ def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -
         "seed": exp.seed,
     }
     with IncrementalJsonl(out_dir / QUESTIONS, fingerprint=fingerprint) as results:
-        records = generate_records(run, params, lora, rows, results, seed=exp.seed)
+        records = generate_records(run, trainable, rows, results, seed=exp.seed)
     summary = summarize_records(run, records)
     meta = {
         "policy": label,

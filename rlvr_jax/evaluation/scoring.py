@@ -1,6 +1,6 @@
 """Per-question records and the metrics computed from them.
 
-Shape letters: Q questions, N sampled completions per question.
+Shape letters: Q questions, A sampled completions (attempts) per question.
 
 A record is the JSON-ready result for one question, one line of the per-question
 JSONL; every metric is computed from records alone, so a resumed run summarizes
@@ -8,16 +8,18 @@ exactly as an uninterrupted one:
 
     {"id": str, "question": str, "answer": str,
      "greedy":  {<completion fields>} | None,   # lists of length 1
-     "sampled": {<completion fields>} | None}   # lists of length N, in sampling order
+     "sampled": {<completion fields>} | None}   # lists of length A, in sampling order
     completion fields: completions, lengths (tokens), truncated (no stop token),
-        answer_strict, answer_lenient (extracted, `rewards.extract_answer`),
-        correct_strict, correct_lenient (the verifier's verdicts), format_ok
-        (`rewards.format.follows_layout`, the `format_exact` criterion)
+        answer_strict, answer_lenient (what each completion proposes: the verifier's
+        `answers`), vote_strict, vote_lenient (the verifier's `vote_key` of it, None =
+        abstain), correct_strict, correct_lenient (the verifier's verdicts), format_ok
+        (the verifier's `format_ok`)
 
-Correctness comes from a `Verifier`: a registered reward's `correct` companion,
-called as `verifier(texts, answer=[truth] * len(texts), markers=markers, mode=mode)`.
-`verifier_for(rewards_config)` binds the one training uses (`rewards.correctness` and
-its params), so evaluation and training agree on what "correct" means.
+Everything task-specific comes from a `TaskVerifier`: the run's `rewards.correctness`
+verifier (`rewards.registry.Verifier`) with its params and the markers bound, called
+with every row field of the question (`verifier_for`), so evaluation and training agree
+on what "correct" means, and maj@k votes on what the task says answers are (GSM8K on the
+canonical number, countdown on the expression's value).
 
 Per-question scores (`question_scores`), each a float64 array [Q], summarized as a
 mean with a bootstrap interval over questions (`summarize`):
@@ -28,15 +30,15 @@ mean with a bootstrap interval over questions (`summarize`):
     sampled/format_rate, sampled/length_mean, sampled/truncation_rate
 maj@1 is left out: it is the first sample's verdict, a noisier pass@1. Rates and means
 over samples are per-question means, then averaged over questions (every question has
-the same N, so this is also the mean over all completions).
+the same A, so this is also the mean over all completions).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,12 +47,10 @@ from rlvr_jax.evaluation.estimators import maj_at_k, pass_at_k
 from rlvr_jax.evaluation.stats import bootstrap_ci, paired_comparison
 from rlvr_jax.markers import Markers
 from rlvr_jax.rewards.config import RewardsConfig
-from rlvr_jax.rewards.extraction import EXTRACTION_MODES, extract_answer
-from rlvr_jax.rewards.format import follows_layout
-from rlvr_jax.rewards.registry import get_reward
+from rlvr_jax.rewards.extraction import EXTRACTION_MODES
+from rlvr_jax.rewards.registry import VERIFIER_ARGS, Verifier, get_verifier
 
 Record = dict[str, Any]
-Verifier = Callable[..., list[bool]]
 
 SOURCES = ("greedy", "sampled")
 UNIT_FRACTION = "fraction"  # a rate or accuracy in [0, 1]
@@ -63,12 +63,14 @@ class Generations:
 
     texts: the completions, in sampling order; lengths: generated tokens of each
     (`Completions.lengths`); truncated: whether each hit max_new_tokens without a stop
-    token (`Completions.truncated`).
+    token (`Completions.truncated`); correct: the rollout's verdicts under the verifier's
+    configured mode (`RewardOutput.correct`), or None to have the verifier compute them.
     """
 
     texts: tuple[str, ...]
     lengths: tuple[int, ...]
     truncated: tuple[bool, ...]
+    correct: tuple[bool, ...] | None = None
 
     def __post_init__(self) -> None:
         texts, lengths, truncated = tuple(self.texts), tuple(self.lengths), tuple(self.truncated)
@@ -79,25 +81,87 @@ class Generations:
                 f"Generations: {len(texts)} texts, {len(lengths)} lengths, "
                 f"{len(truncated)} truncated flags; they must match"
             )
+        if self.correct is not None and len(self.correct) != len(texts):
+            raise ValueError(f"Generations: {len(self.correct)} verdicts for {len(texts)} texts")
         if not all(isinstance(text, str) for text in texts):
             raise ValueError("Generations: texts must be strings (decoded completions)")
         object.__setattr__(self, "texts", texts)
         object.__setattr__(self, "lengths", tuple(int(x) for x in lengths))
         object.__setattr__(self, "truncated", tuple(bool(x) for x in truncated))
+        if self.correct is not None:
+            object.__setattr__(self, "correct", tuple(bool(x) for x in self.correct))
 
 
-def verifier_for(config: RewardsConfig) -> Verifier:
-    """The training run's correctness verifier with its params bound, `mode` left free.
+@dataclasses.dataclass(frozen=True)
+class TaskVerifier:
+    """A registered `Verifier` with the run's params and markers bound (`verifier_for`).
 
-    `config.correctness` names a registered verifier; its params come from the first
-    `rewards.fns` entry of that reward (`RewardsConfig.correctness_params`). Evaluation
-    sets `mode` itself because it reports both strict and lenient extraction.
+    `mode` is the extraction mode the correctness reward is configured with (the one
+    whose verdicts `Generations.correct` may carry); evaluation reports both modes.
     """
-    entry = get_reward(config.correctness, key="rewards.correctness")
-    if entry.correct is None:
-        raise ValueError(f"rewards.correctness: {config.correctness!r} is not a verifier")
+
+    name: str
+    verifier: Verifier
+    params: Mapping[str, Any]  # the correctness reward's params, `mode` excluded
+    mode: str
+    markers: Markers
+
+    def judge(
+        self, texts: Sequence[str], row: Mapping[str, Any], known: Sequence[bool] | None
+    ) -> dict[str, list]:
+        """answer_/vote_/correct_<mode> and format_ok for one question's completions.
+
+        `row` is the question's dataset row: its fields go to the verifier, repeated for
+        each completion. `known`: verdicts under `self.mode` already computed (or None).
+        """
+        texts = list(texts)
+        fields = {
+            key: [value] * len(texts) for key, value in row.items() if key not in VERIFIER_ARGS
+        }
+        out: dict[str, list] = {}
+        for mode in EXTRACTION_MODES:
+            answers = self.verifier.answers(texts, **fields, markers=self.markers, mode=mode)
+            out[f"answer_{mode}"] = list(answers)
+            out[f"vote_{mode}"] = [
+                None if answer is None else self.verifier.vote_key(answer) for answer in answers
+            ]
+        for mode in EXTRACTION_MODES:
+            if mode == self.mode and known is not None:
+                verdicts = list(known)
+            else:
+                verdicts = self.verifier.correct(
+                    texts, **{**fields, **self.params}, markers=self.markers, mode=mode
+                )
+            if len(verdicts) != len(texts):
+                raise ValueError(
+                    f"verifier {self.name!r} returned {len(verdicts)} verdicts for "
+                    f"{len(texts)} texts"
+                )
+            out[f"correct_{mode}"] = [bool(v) for v in verdicts]
+        out["format_ok"] = [bool(self.verifier.format_ok(text, self.markers)) for text in texts]
+        return out
+
+
+def correctness_mode(config: RewardsConfig) -> str:
+    """'strict' or 'lenient': the mode the correctness reward is configured with, else the
+    default of its verifier's own `mode` parameter."""
+    params = config.correctness_params()
+    if "mode" in params:
+        return str(params["mode"])
+    _, verifier = get_verifier(config.correctness)
+    return str(inspect.signature(verifier.correct).parameters["mode"].default)
+
+
+def verifier_for(config: RewardsConfig, markers: Markers) -> TaskVerifier:
+    """The training run's correctness verifier (`rewards.correctness`) with its params bound.
+
+    Its params come from the first `rewards.fns` entry of that reward
+    (`RewardsConfig.correctness_params`); `mode` is left free, since evaluation reports
+    both strict and lenient extraction.
+    """
+    _, verifier = get_verifier(config.correctness)
     params = {key: value for key, value in config.correctness_params().items() if key != "mode"}
-    return functools.partial(entry.correct, **params)
+    return TaskVerifier(config.correctness, verifier, params, correctness_mode(config), markers)
 
 
 def question_id(index: int, row: Mapping[str, Any]) -> str:
@@ -111,24 +175,15 @@ def question_id(index: int, row: Mapping[str, Any]) -> str:
 
 
 def score_generations(
-    generations: Generations, truth: str, *, verifier: Verifier, markers: Markers
+    generations: Generations, row: Mapping[str, Any], verifier: TaskVerifier
 ) -> dict[str, list]:
     """The completion fields of a record (module docstring) for one question's completions."""
-    texts = list(generations.texts)
-    fields: dict[str, list] = {
-        "completions": texts,
+    return {
+        "completions": list(generations.texts),
         "lengths": list(generations.lengths),
         "truncated": list(generations.truncated),
+        **verifier.judge(generations.texts, row, generations.correct),
     }
-    for mode in EXTRACTION_MODES:
-        fields[f"answer_{mode}"] = [extract_answer(text, mode, markers) for text in texts]
-    for mode in EXTRACTION_MODES:
-        verdicts = verifier(texts, answer=[truth] * len(texts), markers=markers, mode=mode)
-        if len(verdicts) != len(texts):
-            raise ValueError(f"verifier returned {len(verdicts)} verdicts for {len(texts)} texts")
-        fields[f"correct_{mode}"] = [bool(v) for v in verdicts]
-    fields["format_ok"] = [follows_layout(text, markers) for text in texts]
-    return fields
 
 
 def score_question(
@@ -137,27 +192,24 @@ def score_question(
     row: Mapping[str, Any],
     greedy: Generations | None,
     sampled: Generations | None,
-    verifier: Verifier,
-    markers: Markers,
+    verifier: TaskVerifier,
 ) -> Record:
-    """The record (module docstring) of one question: `row` needs `question` and `answer`.
+    """The record (module docstring) of one question: `row` needs `question` and `answer`,
+    and every field the verifier reads (countdown: `numbers`, `target`).
 
-    `greedy` holds one completion (temperature 0); `sampled` the N samples. Either may
+    `greedy` holds one completion (temperature 0); `sampled` the A samples. Either may
     be None when the run does not generate it, not both.
     """
     if greedy is None and sampled is None:
         raise ValueError(f"question {question_id}: neither greedy nor sampled completions")
     if greedy is not None and len(greedy.texts) != 1:
         raise ValueError(f"question {question_id}: greedy must hold one completion")
-    truth = str(row["answer"])
     return {
         "id": question_id,
         "question": row["question"],
-        "answer": truth,
+        "answer": str(row["answer"]),
         **{
-            source: None
-            if generations is None
-            else score_generations(generations, truth, verifier=verifier, markers=markers)
+            source: None if generations is None else score_generations(generations, row, verifier)
             for source, generations in zip(SOURCES, (greedy, sampled), strict=True)
         },
     }
@@ -187,8 +239,8 @@ def question_scores(records: Sequence[Record], *, ks: Sequence[int]) -> dict[str
     """Per-question scores [Q] by metric name, in table order (module docstring).
 
     Every record must have the same layout: greedy present for all or none, and the
-    same N sampled completions. `ks` are the pass@k / maj@k sizes, 1 <= k <= N; with
-    no sampled completions (N = 0, greedy-only evaluation) there is no pass@k or maj@k
+    same A sampled completions. `ks` are the pass@k / maj@k sizes, 1 <= k <= A; with
+    no sampled completions (A = 0, greedy-only evaluation) there is no pass@k or maj@k
     and `ks` is not used.
     """
     if not records:
@@ -216,9 +268,9 @@ def question_scores(records: Sequence[Record], *, ks: Sequence[int]) -> dict[str
             if k == 1:
                 continue
             for mode in EXTRACTION_MODES:
-                answers = [r["sampled"][f"answer_{mode}"] for r in records]
+                votes = [r["sampled"][f"vote_{mode}"] for r in records]
                 correct = [r["sampled"][f"correct_{mode}"] for r in records]
-                scores[f"sampled/maj@{k}_{mode}"] = maj_at_k(answers, correct, k)
+                scores[f"sampled/maj@{k}_{mode}"] = maj_at_k(votes, correct, k)
     for source, present in zip(SOURCES, (has_greedy, num_samples > 0), strict=True):
         if present:
             scores[f"{source}/format_rate"] = _per_question_means(records, source, "format_ok")
@@ -237,8 +289,8 @@ def summarize(
 ) -> dict[str, Any]:
     """Dataset metrics: mean over questions with a percentile bootstrap interval.
 
-    Returns a JSON-ready dict with `num_questions`, `num_samples` (N, 0 if none),
-    `has_greedy`, `ks` (those used: none when N = 0), `confidence`, `num_resamples`,
+    Returns a JSON-ready dict with `num_questions`, `num_samples` (A, 0 if none),
+    `has_greedy`, `ks` (those used: none when A = 0), `confidence`, `num_resamples`,
     `seed`, and `metrics`:
     {name: {"mean", "ci_low", "ci_high", "unit"}} for every name of `question_scores`.
     All metrics share the seed, so they use the same resampled questions.

@@ -55,7 +55,8 @@ class DecoderConfig:
     """Architecture of a decoder-only transformer.
 
     Shape letters used across `rlvr_jax.models`: B batch, T query time, S key/cache slots,
-    D model dim, F MLP dim, N query heads, K kv heads, H head dim, V vocab, L layers.
+    D model dim, F MLP dim, N query heads, K kv heads, H head dim, V vocab (package table:
+    `rlvr_jax/__init__.py`; layers have no letter).
     """
 
     model_type: str

@@ -1,7 +1,11 @@
 """Observers: console, JSONL, TensorBoard and W&B sinks behind one event interface.
 
-    observers = make_observers(ObserversConfig.from_dict(cfg.observers.to_dict()), workdir,
-                               is_main_process=jax.process_index() == 0)
+Importing this package registers every built-in sink in `OBSERVERS`:
+console, jsonl, tensorboard, wandb (each enabled by its boolean key in `config.observers`).
+
+    config = build(ObserversConfig, cfg.observers, "observers")  # config_builder.build;
+    # a training run has it already: ExperimentConfig.from_config_dict(cfg).observers
+    observers = make_observers(config, workdir, is_main_process=jax.process_index() == 0)
     with observers:
         observers.on_run_start(cfg.to_dict(), {"num_steps": n, "resumed_from_step": k})
         for step in range(k + 1, n + 1):
@@ -11,7 +15,8 @@
                 observers.on_eval_end(step, eval_metrics, eval_samples)
         observers.on_run_end(n, final_metrics)
 
-The contract of each event is in `base.py`; the file layout and resume rule in `jsonl.py`.
+The contract of each event is in `base.py`; the file layout and resume rule in `jsonl.py`;
+how a sink registers its factory in `registry.py`.
 """
 
 from rlvr_jax.observers.base import META_KEYS, SAMPLE_KEYS, Metrics, Observer, Sample
@@ -28,11 +33,13 @@ from rlvr_jax.observers.metrics import (
     timed,
     tokens_per_second,
 )
+from rlvr_jax.observers.registry import OBSERVERS, register_observer
 
 __all__ = [
     "DEVICE_PEAK_MB",
     "HOST_PEAK_MB",
     "META_KEYS",
+    "OBSERVERS",
     "SAMPLE_KEYS",
     "TOKENS_PER_S",
     "Metrics",
@@ -46,6 +53,7 @@ __all__ = [
     "make_observers",
     "memory_metrics",
     "phase_key",
+    "register_observer",
     "timed",
     "tokens_per_second",
 ]

@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from absl import logging
 
 from rlvr_jax.observers.base import Metrics, Observer, Sample, format_value
 from rlvr_jax.observers.metrics import TOKENS_PER_S
+from rlvr_jax.observers.registry import register_observer
+
+if TYPE_CHECKING:
+    from rlvr_jax.observers.config import ObserversConfig
 
 # (label, metric name, format) of the progress line, after step and bar.
 PROGRESS_FIELDS = (
@@ -158,3 +163,9 @@ class ConsoleObserver(Observer):
         elapsed = format_duration(time.perf_counter() - self._start_time)
         title = f"run end @ step {step} after {elapsed}"
         logging.info("%s", metrics_table(title, final_metrics) if final_metrics else title)
+
+
+@register_observer("console")
+def make_console_observer(config: ObserversConfig, workdir: str | os.PathLike) -> Observer:
+    """`observers.console`: progress every `observers.log_every` steps (the workdir is unused)."""
+    return ConsoleObserver(log_every=config.log_every)

@@ -26,11 +26,15 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from absl import logging
 
 from rlvr_jax.observers.base import Metrics, Observer, Sample
+from rlvr_jax.observers.registry import register_observer
+
+if TYPE_CHECKING:
+    from rlvr_jax.observers.config import ObserversConfig
 
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_FILE = "samples.jsonl"
@@ -137,3 +141,9 @@ class JsonlObserver(Observer):
                 row = {"step": step, "split": split, "index": i, **sample}
                 self._samples.write(_dumps(row) + "\n")
             self._samples.flush()
+
+
+@register_observer("jsonl")
+def make_jsonl_observer(config: ObserversConfig, workdir: str | os.PathLike) -> Observer:
+    """`observers.jsonl`: the JSONL files in `workdir`."""
+    return JsonlObserver(workdir)

@@ -18,9 +18,13 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlvr_jax.observers.base import Metrics, Observer, Sample, format_value
+from rlvr_jax.observers.registry import register_observer
+
+if TYPE_CHECKING:
+    from rlvr_jax.observers.config import ObserversConfig
 
 SUBDIR = "tensorboard"
 
@@ -101,3 +105,9 @@ class TensorBoardObserver(Observer):
         if samples:
             writer.add_text(f"samples/{split}", samples_markdown(samples), step)
         writer.flush()
+
+
+@register_observer("tensorboard")
+def make_tensorboard_observer(config: ObserversConfig, workdir: str | os.PathLike) -> Observer:
+    """`observers.tensorboard`: `<workdir>/tensorboard/`; imports tensorboardX."""
+    return TensorBoardObserver(workdir)

@@ -14,9 +14,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlvr_jax.observers.base import Metrics, Observer, Sample
+from rlvr_jax.observers.registry import register_observer
+
+if TYPE_CHECKING:
+    from rlvr_jax.observers.config import ObserversConfig
 
 RUN_ID_FILE = "wandb_run_id.txt"
 INSTALL_HINT = "observers.wandb=True needs the wandb package: pip install 'rlvr_jax[wandb]'"
@@ -98,3 +102,9 @@ class WandbObserver(Observer):
 
 def _rewards_text(rewards: Mapping[str, float]) -> str:
     return " ".join(f"{name}={value:.3f}" for name, value in rewards.items())
+
+
+@register_observer("wandb")
+def make_wandb_observer(config: ObserversConfig, workdir: str | os.PathLike) -> Observer:
+    """`observers.wandb`: a W&B run in `observers.wandb_project`; imports wandb (or fails)."""
+    return WandbObserver(workdir, config.wandb_project, config.wandb_entity, config.wandb_run_name)

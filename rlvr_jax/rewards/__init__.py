@@ -2,7 +2,8 @@
 
 Importing this package registers every built-in reward in `REWARDS`:
 answer_match, math_equivalence, format_exact, format_approx, countdown_equation,
-length_penalty, overlong_penalty.
+length_penalty, overlong_penalty. The verifiers among them (answer_match,
+countdown_equation, math_equivalence) also register a `Verifier`: see `get_verifier`.
 """
 
 from rlvr_jax.rewards import (  # noqa: F401  (imported to register the rewards)
@@ -22,9 +23,15 @@ from rlvr_jax.rewards.combine import (
 )
 from rlvr_jax.rewards.config import RewardsConfig, RewardSpec
 from rlvr_jax.rewards.diagnostics import reward_metrics
-from rlvr_jax.rewards.extraction import answer_span, extract_answer
+from rlvr_jax.rewards.extraction import answer_span, check_mode, extract_answer
 from rlvr_jax.rewards.numbers import normalize_number
-from rlvr_jax.rewards.registry import REWARDS, RewardError, register_reward
+from rlvr_jax.rewards.registry import (
+    REWARDS,
+    RewardError,
+    Verifier,
+    get_verifier,
+    register_reward,
+)
 
 __all__ = [
     "REWARDS",
@@ -33,10 +40,13 @@ __all__ = [
     "RewardSet",
     "RewardSpec",
     "RewardsConfig",
+    "Verifier",
     "answer_span",
     "answers_equal",
     "build_rewards",
+    "check_mode",
     "extract_answer",
+    "get_verifier",
     "normalize_number",
     "register_reward",
     "reward_metrics",

@@ -25,7 +25,14 @@ import numpy as np
 
 from rlvr_jax.markers import Markers
 from rlvr_jax.rewards.config import RewardsConfig
-from rlvr_jax.rewards.registry import RewardEntry, RewardError, get_reward
+from rlvr_jax.rewards.registry import (
+    RewardEntry,
+    RewardError,
+    field_names,
+    get_reward,
+    get_verifier,
+    param_names,
+)
 
 logger = logging.getLogger(__name__)
 _SHOW_CHARS = 500  # how much of an offending completion an error message quotes
@@ -59,12 +66,17 @@ class RewardOutput:
 def _bound(
     label: str, weight: float, entry: RewardEntry, fn: Callable, params: Mapping, markers: Markers
 ) -> BoundReward:
+    """Bind `fn` (the entry's reward, or its verifier's `correct`) to params and markers.
+
+    Row fields are those `fn` declares; the names of both the reward's params and
+    `fn`'s are never passed as row fields, so a row cannot override a param.
+    """
     return BoundReward(
         label=label,
         weight=weight,
         fn=functools.partial(fn, **{"markers": markers, **params}),
-        fields=entry.field_names(),
-        shadowed=frozenset(entry.param_names()) | {"markers"},
+        fields=field_names(fn),
+        shadowed=frozenset(entry.param_names()) | frozenset(param_names(fn)) | {"markers"},
     )
 
 
@@ -75,11 +87,10 @@ def build_rewards(config: RewardsConfig, markers: Markers) -> RewardSet:
         entry = get_reward(spec.name)
         label, weight = spec.display_name, float(spec.weight)
         rewards.append(_bound(label, weight, entry, entry.fn, spec.params, markers))
-    verifier = get_reward(config.correctness)
-    assert verifier.correct is not None  # RewardsConfig checked it
+    entry, verifier = get_verifier(config.correctness)
     label = f"{config.correctness}(correct)"
     params = config.correctness_params()
-    correctness = _bound(label, 0.0, verifier, verifier.correct, params, markers)
+    correctness = _bound(label, 0.0, entry, verifier.correct, params, markers)
     return RewardSet(rewards=tuple(rewards), correctness=correctness, on_error=config.on_error)
 
 

@@ -7,9 +7,11 @@
     rewards.on_error = "raise"          # or "zero": a raising reward scores 0 for that completion
     rewards.correctness = "answer_match"  # whose verdict is "correct" in diagnostics and eval
 
-Params are checked when the config is built: unknown keys fail with the list of known
-ones, and each reward is called once on an empty batch so a bad value (say
-`mode='strct'`) fails here, not at the first RL step.
+Build it with `config_builder.build(RewardsConfig, config.rewards, "rewards")`: the
+config declares `fns`, `on_error` and `correctness`; a reward spec may leave out
+`weight`, `params` and `label`. Params are checked when the config is built: unknown
+keys fail with the list of known ones, and each reward is called once on an empty
+batch so a bad value (say `mode='strct'`) fails here, not at the first RL step.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from rlvr_jax.rewards.registry import REWARDS, get_reward
+from rlvr_jax.rewards.registry import get_reward, get_verifier, verifier_names
 
 ON_ERROR_CHOICES = ("raise", "zero")
 RESERVED_LABELS = ("total",)
@@ -68,11 +70,9 @@ class RewardSpec:
 class RewardsConfig:
     """The weighted reward mix, error policy, and which verifier defines correctness."""
 
-    fns: tuple[RewardSpec, ...] = dataclasses.field(
-        default_factory=lambda: (RewardSpec("answer_match"),)
-    )
-    on_error: str = "raise"
-    correctness: str = "answer_match"
+    fns: tuple[RewardSpec, ...]
+    on_error: str
+    correctness: str
 
     def __post_init__(self) -> None:
         if not self.fns:
@@ -88,12 +88,8 @@ class RewardsConfig:
                 f"rewards.on_error: unknown value {self.on_error!r}; "
                 f"choose one of {list(ON_ERROR_CHOICES)}"
             )
-        verifiers = sorted(name for name, entry in REWARDS.items() if entry.correct is not None)
-        if self.correctness not in verifiers:
-            raise ValueError(
-                f"rewards.correctness: {self.correctness!r} is not a verifier; "
-                f"choose one of {verifiers}"
-            )
+        get_verifier(self.correctness, key="rewards.correctness")
+        verifiers = verifier_names()
         used = [spec.name for spec in self.fns if spec.name in verifiers]
         if used and self.correctness not in used:
             raise ValueError(
@@ -107,28 +103,3 @@ class RewardsConfig:
             if spec.name == self.correctness:
                 return spec.params
         return {}
-
-    @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> RewardsConfig:
-        """Build from a plain mapping (e.g. `config.rewards.to_dict()`); fns as list of dicts."""
-        unknown = set(config) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"rewards: unknown keys {sorted(unknown)}")
-        kwargs = dict(config)
-        if "fns" in kwargs:
-            kwargs["fns"] = tuple(_spec_from_dict(i, spec) for i, spec in enumerate(kwargs["fns"]))
-        return cls(**kwargs)
-
-
-def _spec_from_dict(index: int, spec: Mapping[str, Any] | RewardSpec) -> RewardSpec:
-    if isinstance(spec, RewardSpec):
-        return spec
-    spec = dict(spec)
-    extra = set(spec) - {f.name for f in dataclasses.fields(RewardSpec)}
-    if extra:
-        raise ValueError(f"rewards.fns[{index}]: unknown keys {sorted(extra)}")
-    if "name" not in spec:
-        raise ValueError(f"rewards.fns[{index}].name: missing")
-    if "params" in spec:
-        spec["params"] = dict(spec["params"])
-    return RewardSpec(**spec)

@@ -16,7 +16,11 @@ Scoring: `correct` when every literal is one of `numbers`, each given number is 
 at most once (exactly once if `use_all`, as in TinyZero), and the value equals
 `target`; `wrong` for a well-formed arithmetic expression that breaks a rule or misses
 the target (TinyZero's "format score" is wrong=0.1); `invalid` when no expression is
-found or it is not safe arithmetic.
+found or it is not safe arithmetic. One verdict per completion (`countdown_verdicts`)
+gives both the score and the verifier's bool (`countdown_correct`).
+
+Evaluation: the verifier proposes the candidate expression (`countdown_answers`), and
+maj@k groups expressions by their exact value (`countdown_vote_key`), not by their text.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from fractions import Fraction
 from typing import Literal
 
 from rlvr_jax.markers import DEFAULT_MARKERS, Markers
-from rlvr_jax.rewards.extraction import EXTRACTION_MODES, ExtractionMode, answer_span
-from rlvr_jax.rewards.registry import register_reward
+from rlvr_jax.rewards.extraction import ExtractionMode, answer_span, check_mode
+from rlvr_jax.rewards.format import follows_layout
+from rlvr_jax.rewards.registry import Verifier, register_reward
 
 MAX_EXPRESSION_CHARS = 200
 Verdict = Literal["correct", "wrong", "invalid"]
@@ -131,9 +136,54 @@ def find_expression(text: str, mode: ExtractionMode, markers: Markers) -> str | 
     return runs[-1] if runs else None
 
 
-def _check_params(mode: str) -> None:
-    if mode not in EXTRACTION_MODES:
-        raise ValueError(f"mode: must be one of {list(EXTRACTION_MODES)}, got {mode!r}")
+def expression_value(expression: str) -> Fraction | None:
+    """Exact value of a safe arithmetic expression; None if unsafe or it divides by zero."""
+    try:
+        return evaluate(parse_expression(expression))
+    except (UnsafeExpression, ZeroDivisionError):
+        return None
+
+
+def countdown_verdicts(
+    completions: Sequence[str],
+    numbers: Sequence[Sequence[int]],
+    target: Sequence[int],
+    *,
+    markers: Markers,
+    mode: ExtractionMode,
+    use_all: bool,
+) -> list[Verdict]:
+    """The verdict on each completion's equation (`check_equation`, module docstring)."""
+    check_mode(mode)
+    return [
+        check_equation(find_expression(text, mode, markers), nums, tgt, use_all)
+        for text, nums, tgt in zip(completions, numbers, target, strict=True)
+    ]
+
+
+def countdown_answers(
+    completions: list[str],
+    *,
+    numbers: list[Sequence[int]],
+    target: list[int],
+    markers: Markers = DEFAULT_MARKERS,
+    mode: ExtractionMode = "strict",
+    **unused: object,
+) -> list[str | None]:
+    """The expression each completion proposes (`find_expression`, stripped; None if blank)."""
+    check_mode(mode)
+    expressions = [find_expression(text, mode, markers) for text in completions]
+    return [None if e is None or not e.strip() else e.strip() for e in expressions]
+
+
+def countdown_vote_key(answer: str) -> str | None:
+    """maj@k key: the exact value as `str(Fraction)` ("80", "5/2"); None if it has none.
+
+    "(25 - 5) * 4" and "4 * 20" share the key "80", whichever numbers they use, so a
+    vote group may mix verdicts; maj@k scores the group's first sample.
+    """
+    value = expression_value(answer)
+    return None if value is None else str(value)
 
 
 def countdown_correct(
@@ -147,14 +197,21 @@ def countdown_correct(
     **unused: object,
 ) -> list[bool]:
     """One bool per completion: is its equation correct?"""
-    _check_params(mode)
-    return [
-        check_equation(find_expression(text, mode, markers), nums, tgt, use_all) == "correct"
-        for text, nums, tgt in zip(completions, numbers, target, strict=True)
-    ]
+    verdicts = countdown_verdicts(
+        completions, numbers, target, markers=markers, mode=mode, use_all=use_all
+    )
+    return [verdict == "correct" for verdict in verdicts]
 
 
-@register_reward("countdown_equation", correct=countdown_correct)
+COUNTDOWN_VERIFIER = Verifier(
+    correct=countdown_correct,
+    answers=countdown_answers,
+    vote_key=countdown_vote_key,
+    format_ok=follows_layout,
+)
+
+
+@register_reward("countdown_equation", verifier=COUNTDOWN_VERIFIER)
 def countdown_equation(
     completions: list[str],
     *,
@@ -169,9 +226,8 @@ def countdown_equation(
     **unused: object,
 ) -> list[float]:
     """Score each completion's equation (see module docstring)."""
-    _check_params(mode)
     scores = {"correct": correct, "wrong": wrong, "invalid": invalid}
-    return [
-        float(scores[check_equation(find_expression(text, mode, markers), nums, tgt, use_all)])
-        for text, nums, tgt in zip(completions, numbers, target, strict=True)
-    ]
+    verdicts = countdown_verdicts(
+        completions, numbers, target, markers=markers, mode=mode, use_all=use_all
+    )
+    return [float(scores[verdict]) for verdict in verdicts]

@@ -30,6 +30,12 @@ ExtractionMode = Literal["strict", "lenient"]
 EXTRACTION_MODES: tuple[str, ...] = ("strict", "lenient")
 
 
+def check_mode(mode: str) -> None:
+    """Raise a ValueError naming the `mode` param unless it is one of EXTRACTION_MODES."""
+    if mode not in EXTRACTION_MODES:
+        raise ValueError(f"mode: must be one of {list(EXTRACTION_MODES)}, got {mode!r}")
+
+
 def last_block(text: str, start: str, end: str) -> str | None:
     """Content of the last complete `start ... end` block, or None if there is none."""
     end_at = text.rfind(end)
@@ -83,9 +89,8 @@ def extract_answer(
     text: str, mode: ExtractionMode = "strict", markers: Markers = DEFAULT_MARKERS
 ) -> str | None:
     """The final answer of a completion, by the rules of the module docstring."""
+    check_mode(mode)
     if mode == "strict":
         span = answer_span(text, markers)
         return None if span is None else span_value(span)
-    if mode == "lenient":
-        return last_number(text)
-    raise ValueError(f"extraction mode must be one of {list(EXTRACTION_MODES)}, got {mode!r}")
+    return last_number(text)

@@ -10,6 +10,14 @@ then the last expression). The ground truth is read as LaTeX first, else as text
 
 math-verify bounds parsing and verification with `signal.alarm`, which only works in
 the main thread; called from another thread the timeout is disabled (it would raise).
+
+Evaluation (`MATH_EQUIVALENCE_VERIFIER`): the proposed answer (`math_answers`) is, in
+strict mode, the answer span itself; in lenient mode, with the markers blanked out,
+the content of the last `\\boxed{}`, else the last number (canonical form), else None.
+It is what a reader sees, not math-verify's parse. maj@k groups answers by
+`math_vote_key`: the canonical number if the answer is one number ("$18.00$", "18"
+and "18 eggs" agree; so do "\\frac{1}{2}" and "0.5"), else the whitespace-collapsed
+text, case kept. Equivalent non-numeric forms ("2\\sqrt{2}", "\\sqrt{8}") vote apart.
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ import functools
 import threading
 
 from rlvr_jax.markers import DEFAULT_MARKERS, Markers
-from rlvr_jax.rewards.extraction import EXTRACTION_MODES, ExtractionMode, answer_span
-from rlvr_jax.rewards.numbers import clean_text
-from rlvr_jax.rewards.registry import register_reward
+from rlvr_jax.rewards.extraction import ExtractionMode, answer_span, check_mode, last_boxed
+from rlvr_jax.rewards.format import follows_layout
+from rlvr_jax.rewards.numbers import clean_text, last_number, normalize_number
+from rlvr_jax.rewards.registry import Verifier, register_reward
 
 
 def _timeout(seconds: int) -> int | None:
@@ -44,10 +53,15 @@ def _parse_truth(truth: str, timeout_seconds: int) -> list:
 
 
 def _check_params(mode: str, timeout_seconds: int) -> None:
-    if mode not in EXTRACTION_MODES:
-        raise ValueError(f"mode: must be one of {list(EXTRACTION_MODES)}, got {mode!r}")
+    check_mode(mode)
     if not isinstance(timeout_seconds, int) or timeout_seconds < 1:
         raise ValueError(f"timeout_seconds: a positive int, got {timeout_seconds!r}")
+
+
+def _blank_markers(text: str, markers: Markers) -> str:
+    for marker in markers.as_tuple():
+        text = text.replace(marker, "\n")
+    return text
 
 
 def is_equivalent(
@@ -60,9 +74,7 @@ def is_equivalent(
         span = answer_span(text, markers)
         readings = _readings(span, timeout_seconds, as_latex=True) if span else []
     else:
-        for marker in markers.as_tuple():
-            text = text.replace(marker, "\n")
-        readings = _readings(text, timeout_seconds, as_latex=False)
+        readings = _readings(_blank_markers(text, markers), timeout_seconds, as_latex=False)
     gold = _parse_truth(truth, timeout_seconds)
     return bool(gold) and any(
         verify(gold, reading, timeout_seconds=_timeout(timeout_seconds)) for reading in readings
@@ -86,7 +98,48 @@ def math_equivalent(
     ]
 
 
-@register_reward("math_equivalence", correct=math_equivalent)
+def math_answers(
+    completions: list[str],
+    *,
+    answer: list[str],
+    markers: Markers = DEFAULT_MARKERS,
+    mode: ExtractionMode = "strict",
+    **unused: object,
+) -> list[str | None]:
+    """The answer each completion proposes, as shown in eval records (module docstring)."""
+    check_mode(mode)
+    answers = []
+    for text in completions:
+        if mode == "strict":
+            proposed = answer_span(text, markers)
+        else:
+            text = _blank_markers(text, markers)
+            proposed = last_boxed(text)
+            if proposed is None or not proposed.strip():
+                proposed = last_number(text)
+        answers.append(None if proposed is None or not proposed.strip() else proposed.strip())
+    return answers
+
+
+def math_vote_key(answer: str) -> str | None:
+    """maj@k key: `$` delimiters dropped, then the canonical number, else the text with
+    whitespace collapsed (case kept: `x` and `X` differ in math); None when blank."""
+    text = answer.strip().strip("$").strip()
+    number = normalize_number(text)
+    if number is not None:
+        return number
+    return " ".join(text.split()) or None
+
+
+MATH_EQUIVALENCE_VERIFIER = Verifier(
+    correct=math_equivalent,
+    answers=math_answers,
+    vote_key=math_vote_key,
+    format_ok=follows_layout,
+)
+
+
+@register_reward("math_equivalence", verifier=MATH_EQUIVALENCE_VERIFIER)
 def math_equivalence(
     completions: list[str],
     *,

@@ -1,5 +1,5 @@
 """RL math: advantage estimators, KL estimators, token aggregation, policy losses.
 
-Shape letters used throughout: B batch rows (= P prompts * G samples, group-major),
-T completion time steps, V vocabulary, G group size, P prompts, M micro-batches.
+Shape letters as in the package table (`rlvr_jax/__init__.py`): R rows (= B prompts *
+G samples, group-major), L completion tokens, P prompt slots, V vocabulary, M micro-batches.
 """

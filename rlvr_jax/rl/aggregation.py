@@ -10,14 +10,14 @@ into micro-batches. Rows are never split, so for any partition of the rows into
 micro-batches ``loss = sum_m (sum_{i in m, t} w[i, t] l[i, t]) / Z`` exactly, and the
 gradients add up the same way: accumulation is a plain sum, never a mean of means.
 
-With ``m`` the completion mask [B, T], ``n_i = max(sum_t m[i, t], 1)``, B the rows of the
+With ``m`` the completion mask [R, L], ``n_i = max(sum_t m[i, t], 1)``, R the rows of the
 full batch and L the constant maximum completion length:
 
-    sequence_mean      w = m / n_i        Z = B                  (GRPO, GSPO)
+    sequence_mean      w = m / n_i        Z = R                  (GRPO, GSPO)
     token_mean         w = m              Z = max(sum m, 1)      (BNPO, DAPO)
-    token_sum_max_len  w = m              Z = B * L              (Dr. GRPO)
+    token_sum_max_len  w = m              Z = R * L              (Dr. GRPO)
 
-``B`` counts every row, including rows with no completion tokens (as TRL does).
+``R`` counts every row, including rows with no completion tokens (as TRL does).
 """
 
 import dataclasses
@@ -31,31 +31,31 @@ import jax.numpy as jnp
 class Aggregation:
     """Token weights (per row, local) and the global normalizer of one aggregation."""
 
-    token_weights: Callable[[jax.Array], jax.Array]  # mask_BT -> w_BT
-    normalizer: Callable[[jax.Array, int], jax.Array]  # (full mask_BT, max_len) -> scalar Z
+    token_weights: Callable[[jax.Array], jax.Array]  # mask_RL -> w_RL
+    normalizer: Callable[[jax.Array, int], jax.Array]  # (full mask_RL, max_len) -> scalar Z
 
 
-def _mask_f32(mask_BT: jax.Array) -> jax.Array:
-    return mask_BT.astype(jnp.float32)
+def _mask_f32(mask_RL: jax.Array) -> jax.Array:
+    return mask_RL.astype(jnp.float32)
 
 
-def _per_sequence_mean_weights(mask_BT: jax.Array) -> jax.Array:
-    m_BT = _mask_f32(mask_BT)
-    return m_BT / jnp.maximum(jnp.sum(m_BT, axis=1, keepdims=True), 1.0)
+def _per_sequence_mean_weights(mask_RL: jax.Array) -> jax.Array:
+    m_RL = _mask_f32(mask_RL)
+    return m_RL / jnp.maximum(jnp.sum(m_RL, axis=1, keepdims=True), 1.0)
 
 
-def _num_rows(mask_BT: jax.Array, max_len: int) -> jax.Array:
+def _num_rows(mask_RL: jax.Array, max_len: int) -> jax.Array:
     del max_len
-    return jnp.asarray(mask_BT.shape[0], jnp.float32)
+    return jnp.asarray(mask_RL.shape[0], jnp.float32)
 
 
-def _num_tokens(mask_BT: jax.Array, max_len: int) -> jax.Array:
+def _num_tokens(mask_RL: jax.Array, max_len: int) -> jax.Array:
     del max_len
-    return jnp.maximum(jnp.sum(_mask_f32(mask_BT)), 1.0)
+    return jnp.maximum(jnp.sum(_mask_f32(mask_RL)), 1.0)
 
 
-def _rows_times_max_len(mask_BT: jax.Array, max_len: int) -> jax.Array:
-    return jnp.asarray(mask_BT.shape[0] * max_len, jnp.float32)
+def _rows_times_max_len(mask_RL: jax.Array, max_len: int) -> jax.Array:
+    return jnp.asarray(mask_RL.shape[0] * max_len, jnp.float32)
 
 
 AGGREGATIONS: dict[str, Aggregation] = {

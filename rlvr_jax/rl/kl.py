@@ -6,7 +6,7 @@ With ``d = ref_logp - logp`` on tokens sampled from the policy:
     k2 = d^2 / 2                         biased, low variance, >= 0
     k3 = exp(d) - d - 1                  unbiased, low variance, >= 0 (GRPO's choice)
 
-Inputs are [B, T] float arrays; outputs are [B, T] and are *not* masked (the loss masks).
+Inputs are [R, L] float arrays; outputs are [R, L] and are *not* masked (the loss masks).
 """
 
 from collections.abc import Callable
@@ -17,20 +17,20 @@ import jax.numpy as jnp
 KLFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
-def kl_k1(logp_BT: jax.Array, ref_logp_BT: jax.Array) -> jax.Array:
+def kl_k1(logp_RL: jax.Array, ref_logp_RL: jax.Array) -> jax.Array:
     """k1 = logp - ref_logp."""
-    return logp_BT - ref_logp_BT
+    return logp_RL - ref_logp_RL
 
 
-def kl_k2(logp_BT: jax.Array, ref_logp_BT: jax.Array) -> jax.Array:
+def kl_k2(logp_RL: jax.Array, ref_logp_RL: jax.Array) -> jax.Array:
     """k2 = (logp - ref_logp)^2 / 2."""
-    return 0.5 * jnp.square(logp_BT - ref_logp_BT)
+    return 0.5 * jnp.square(logp_RL - ref_logp_RL)
 
 
-def kl_k3(logp_BT: jax.Array, ref_logp_BT: jax.Array) -> jax.Array:
+def kl_k3(logp_RL: jax.Array, ref_logp_RL: jax.Array) -> jax.Array:
     """k3 = exp(ref_logp - logp) - (ref_logp - logp) - 1."""
-    d_BT = ref_logp_BT - logp_BT
-    return jnp.exp(d_BT) - d_BT - 1.0
+    d_RL = ref_logp_RL - logp_RL
+    return jnp.exp(d_RL) - d_RL - 1.0
 
 
 KL_ESTIMATORS: dict[str, KLFn] = {"k1": kl_k1, "k2": kl_k2, "k3": kl_k3}

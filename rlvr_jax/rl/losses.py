@@ -1,14 +1,14 @@
 """Policy losses: the clipped surrogate, its ratio levels and aggregations, plus the KL term.
 
-Inputs per (micro-)batch, all float [B, T] unless noted (cast to float32 inside):
-``logp_BT`` sampled-token logprobs under the policy being trained (differentiable);
-``old_logp_BT`` the same under the policy that sampled (``None`` = on-policy, mu = 1: taken
-as ``stop_gradient(logp_BT)``, so the ratio is exactly 1); ``ref_logp_BT`` under the frozen
-reference (``None`` when ``beta == 0``: the reference forward is skipped); ``adv_B`` [B];
-``mask_BT`` 1 on completion tokens; ``normalizer`` the scalar Z of the aggregation computed
-over the full batch by :func:`loss_normalizer`; optional ``entropy_BT`` (metric only).
+Inputs per (micro-)batch, all float [R, L] unless noted (cast to float32 inside):
+``logp_RL`` sampled-token logprobs under the policy being trained (differentiable);
+``old_logp_RL`` the same under the policy that sampled (``None`` = on-policy, mu = 1: taken
+as ``stop_gradient(logp_RL)``, so the ratio is exactly 1); ``ref_logp_RL`` under the frozen
+reference (``None`` when ``beta == 0``: the reference forward is skipped); ``adv_R`` [R];
+``mask_RL`` 1 on completion tokens; ``normalizer`` the scalar Z of the aggregation computed
+over the full batch by :func:`loss_normalizer`; optional ``entropy_RL`` (metric only).
 
-Per token, with ratio ``r = exp(log_ratio)`` and ``A = adv_B[i]``:
+Per token, with ratio ``r = exp(log_ratio)`` and ``A = adv_R[i]``:
 
     l = max(-A r, -A clip(r, 1 - eps_low, 1 + eps_high))               PPO clip; DAPO clip-higher
     l = min(l, c |A|)   where A < 0, if dual_clip = c > 1              dual clip (Ye et al., 2020)
@@ -37,7 +37,7 @@ Metric definitions (token fractions over completion tokens):
     policy/dual_clip_frac  r > c and A < 0              (dual clip active; 0 when disabled)
     policy/ratio_mean      mean r
     kl/mean                mean kl estimate (when ref_logp is given, even if beta = 0)
-    policy/entropy         mean entropy (when entropy_BT is given)
+    policy/entropy         mean entropy (when entropy_RL is given)
 """
 
 import dataclasses
@@ -87,85 +87,85 @@ class LossConfig:
             raise ValueError(f"rl.max_completion_len must be >= 1, got {self.max_completion_len}")
 
 
-def token_log_ratio(logp_BT: jax.Array, old_logp_BT: jax.Array, mask_BT: jax.Array) -> jax.Array:
+def token_log_ratio(logp_RL: jax.Array, old_logp_RL: jax.Array, mask_RL: jax.Array) -> jax.Array:
     """Per-token log importance ratio ``logp - old_logp`` (0 off the mask)."""
-    return jnp.where(mask_BT > 0, logp_BT - old_logp_BT, 0.0)
+    return jnp.where(mask_RL > 0, logp_RL - old_logp_RL, 0.0)
 
 
-def sequence_log_ratio(logp_BT: jax.Array, old_logp_BT: jax.Array, mask_BT: jax.Array) -> jax.Array:
+def sequence_log_ratio(logp_RL: jax.Array, old_logp_RL: jax.Array, mask_RL: jax.Array) -> jax.Array:
     """GSPO-token log ratio ``sg(log s_i) + logp - sg(logp)`` (0 off the mask)."""
-    m_BT = mask_BT.astype(jnp.float32)
-    diff_BT = jnp.where(mask_BT > 0, logp_BT - old_logp_BT, 0.0)
-    log_s_B = jnp.sum(diff_BT * m_BT, axis=1) / jnp.maximum(jnp.sum(m_BT, axis=1), 1.0)
-    log_s_BT = jax.lax.stop_gradient(log_s_B)[:, None] + logp_BT - jax.lax.stop_gradient(logp_BT)
-    return jnp.where(mask_BT > 0, log_s_BT, 0.0)
+    m_RL = mask_RL.astype(jnp.float32)
+    diff_RL = jnp.where(mask_RL > 0, logp_RL - old_logp_RL, 0.0)
+    log_s_R = jnp.sum(diff_RL * m_RL, axis=1) / jnp.maximum(jnp.sum(m_RL, axis=1), 1.0)
+    log_s_RL = jax.lax.stop_gradient(log_s_R)[:, None] + logp_RL - jax.lax.stop_gradient(logp_RL)
+    return jnp.where(mask_RL > 0, log_s_RL, 0.0)
 
 
 def clipped_surrogate(
-    ratio_BT: jax.Array,
-    adv_B: jax.Array,
+    ratio_RL: jax.Array,
+    adv_R: jax.Array,
     eps_low: float,
     eps_high: float,
     dual_clip: float | None,
 ) -> jax.Array:
     """Per-token clipped surrogate loss (to minimize), with the optional dual clip."""
-    adv_B1 = adv_B[:, None]
-    unclipped_BT = -adv_B1 * ratio_BT
-    clipped_BT = -adv_B1 * jnp.clip(ratio_BT, 1.0 - eps_low, 1.0 + eps_high)
-    loss_BT = jnp.maximum(unclipped_BT, clipped_BT)
+    adv_R1 = adv_R[:, None]
+    unclipped_RL = -adv_R1 * ratio_RL
+    clipped_RL = -adv_R1 * jnp.clip(ratio_RL, 1.0 - eps_low, 1.0 + eps_high)
+    loss_RL = jnp.maximum(unclipped_RL, clipped_RL)
     if dual_clip is not None:
-        loss_BT = jnp.where(adv_B1 < 0, jnp.minimum(loss_BT, -dual_clip * adv_B1), loss_BT)
-    return loss_BT
+        loss_RL = jnp.where(adv_R1 < 0, jnp.minimum(loss_RL, -dual_clip * adv_R1), loss_RL)
+    return loss_RL
 
 
 def _clipped_policy_loss(
-    logp_BT: jax.Array,
-    old_logp_BT: jax.Array | None,
-    ref_logp_BT: jax.Array | None,
-    adv_B: jax.Array,
-    mask_BT: jax.Array,
+    logp_RL: jax.Array,
+    old_logp_RL: jax.Array | None,
+    ref_logp_RL: jax.Array | None,
+    adv_R: jax.Array,
+    mask_RL: jax.Array,
     normalizer: jax.Array,
     cfg: LossConfig,
-    entropy_BT: jax.Array | None,
+    entropy_RL: jax.Array | None,
     *,
     log_ratio_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
     aggregation: str,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    logp_BT = logp_BT.astype(jnp.float32)
-    adv_B = adv_B.astype(jnp.float32)
-    if old_logp_BT is None:
-        old_logp_BT = jax.lax.stop_gradient(logp_BT)
-    ratio_BT = jnp.exp(log_ratio_fn(logp_BT, old_logp_BT.astype(jnp.float32), mask_BT))
-    loss_BT = clipped_surrogate(ratio_BT, adv_B, cfg.eps_low, cfg.eps_high, cfg.dual_clip)
+    logp_RL = logp_RL.astype(jnp.float32)
+    adv_R = adv_R.astype(jnp.float32)
+    if old_logp_RL is None:
+        old_logp_RL = jax.lax.stop_gradient(logp_RL)
+    ratio_RL = jnp.exp(log_ratio_fn(logp_RL, old_logp_RL.astype(jnp.float32), mask_RL))
+    loss_RL = clipped_surrogate(ratio_RL, adv_R, cfg.eps_low, cfg.eps_high, cfg.dual_clip)
 
-    m_BT = mask_BT.astype(jnp.float32)
-    adv_B1 = adv_B[:, None]
+    m_RL = mask_RL.astype(jnp.float32)
+    adv_R1 = adv_R[:, None]
     sums = {
-        NUM_TOKENS: jnp.sum(m_BT),
-        "policy/clip_frac_low": jnp.sum(m_BT * ((ratio_BT < 1.0 - cfg.eps_low) & (adv_B1 < 0))),
-        "policy/clip_frac_high": jnp.sum(m_BT * ((ratio_BT > 1.0 + cfg.eps_high) & (adv_B1 > 0))),
+        NUM_TOKENS: jnp.sum(m_RL),
+        "policy/clip_frac_low": jnp.sum(m_RL * ((ratio_RL < 1.0 - cfg.eps_low) & (adv_R1 < 0))),
+        "policy/clip_frac_high": jnp.sum(m_RL * ((ratio_RL > 1.0 + cfg.eps_high) & (adv_R1 > 0))),
         "policy/dual_clip_frac": (
             jnp.zeros(())
             if cfg.dual_clip is None
-            else jnp.sum(m_BT * ((ratio_BT > cfg.dual_clip) & (adv_B1 < 0)))
+            else jnp.sum(m_RL * ((ratio_RL > cfg.dual_clip) & (adv_R1 < 0)))
         ),
-        "policy/ratio_mean": jnp.sum(m_BT * jax.lax.stop_gradient(ratio_BT)),
+        "policy/ratio_mean": jnp.sum(m_RL * jax.lax.stop_gradient(ratio_RL)),
     }
 
-    if ref_logp_BT is not None:
-        diff_mask_BT = mask_BT > 0
-        ref_BT = jnp.where(diff_mask_BT, ref_logp_BT.astype(jnp.float32), 0.0)
-        kl_BT = get_kl_estimator(cfg.kl_estimator)(jnp.where(diff_mask_BT, logp_BT, 0.0), ref_BT)
-        sums["kl/mean"] = jnp.sum(m_BT * jax.lax.stop_gradient(kl_BT))
+    if ref_logp_RL is not None:
+        diff_mask_RL = mask_RL > 0
+        ref_RL = jnp.where(diff_mask_RL, ref_logp_RL.astype(jnp.float32), 0.0)
+        kl_RL = get_kl_estimator(cfg.kl_estimator)(jnp.where(diff_mask_RL, logp_RL, 0.0), ref_RL)
+        sums["kl/mean"] = jnp.sum(m_RL * jax.lax.stop_gradient(kl_RL))
         if cfg.beta > 0:
-            loss_BT = loss_BT + cfg.beta * kl_BT
+            loss_RL = loss_RL + cfg.beta * kl_RL
     elif cfg.beta > 0:
-        raise ValueError(f"rl.beta = {cfg.beta} > 0 needs the reference logprobs (ref_logp_BT)")
-    if entropy_BT is not None:
-        sums["policy/entropy"] = jnp.sum(m_BT * jax.lax.stop_gradient(entropy_BT))
+        raise ValueError(f"rl.beta = {cfg.beta} > 0 needs the reference logprobs (ref_logp_RL)")
+    if entropy_RL is not None:
+        sums["policy/entropy"] = jnp.sum(m_RL * jax.lax.stop_gradient(entropy_RL))
 
-    w_BT = AGGREGATIONS[aggregation].token_weights(mask_BT)
-    loss = jnp.sum(w_BT * loss_BT) / normalizer
+    w_RL = AGGREGATIONS[aggregation].token_weights(mask_RL)
+    loss = jnp.sum(w_RL * loss_RL) / normalizer
     return loss, sums
 
 
@@ -173,8 +173,8 @@ def _clipped_policy_loss(
 class PolicyLoss:
     """A registered policy loss: a log-ratio level and a token aggregation.
 
-    Call: ``(logp_BT, old_logp_BT, ref_logp_BT, adv_B, mask_BT, normalizer, cfg,
-    entropy_BT=None) -> (loss_contribution, metric_sums)``.
+    Call: ``(logp_RL, old_logp_RL, ref_logp_RL, adv_R, mask_RL, normalizer, cfg,
+    entropy_RL=None) -> (loss_contribution, metric_sums)``.
     """
 
     log_ratio_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
@@ -182,24 +182,24 @@ class PolicyLoss:
 
     def __call__(
         self,
-        logp_BT: jax.Array,
-        old_logp_BT: jax.Array | None,
-        ref_logp_BT: jax.Array | None,
-        adv_B: jax.Array,
-        mask_BT: jax.Array,
+        logp_RL: jax.Array,
+        old_logp_RL: jax.Array | None,
+        ref_logp_RL: jax.Array | None,
+        adv_R: jax.Array,
+        mask_RL: jax.Array,
         normalizer: jax.Array,
         cfg: LossConfig,
-        entropy_BT: jax.Array | None = None,
+        entropy_RL: jax.Array | None = None,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         return _clipped_policy_loss(
-            logp_BT,
-            old_logp_BT,
-            ref_logp_BT,
-            adv_B,
-            mask_BT,
+            logp_RL,
+            old_logp_RL,
+            ref_logp_RL,
+            adv_R,
+            mask_RL,
             normalizer,
             cfg,
-            entropy_BT,
+            entropy_RL,
             log_ratio_fn=self.log_ratio_fn,
             aggregation=self.aggregation,
         )
@@ -223,25 +223,25 @@ def get_policy_loss(name: str) -> PolicyLoss:
     return POLICY_LOSSES[name]
 
 
-def loss_normalizer(mask_BT: jax.Array, cfg: LossConfig) -> jax.Array:
+def loss_normalizer(mask_RL: jax.Array, cfg: LossConfig) -> jax.Array:
     """The global normalizer Z of ``cfg.loss_type``; call it on the FULL batch's mask."""
     aggregation = AGGREGATIONS[get_policy_loss(cfg.loss_type).aggregation]
-    return aggregation.normalizer(mask_BT, cfg.max_completion_len)
+    return aggregation.normalizer(mask_RL, cfg.max_completion_len)
 
 
 def policy_loss(
-    logp_BT: jax.Array,
-    old_logp_BT: jax.Array | None,
-    ref_logp_BT: jax.Array | None,
-    adv_B: jax.Array,
-    mask_BT: jax.Array,
+    logp_RL: jax.Array,
+    old_logp_RL: jax.Array | None,
+    ref_logp_RL: jax.Array | None,
+    adv_R: jax.Array,
+    mask_RL: jax.Array,
     normalizer: jax.Array,
     cfg: LossConfig,
-    entropy_BT: jax.Array | None = None,
+    entropy_RL: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The loss named by ``cfg.loss_type``: ``(loss_contribution, metric_sums)``."""
     return get_policy_loss(cfg.loss_type)(
-        logp_BT, old_logp_BT, ref_logp_BT, adv_B, mask_BT, normalizer, cfg, entropy_BT
+        logp_RL, old_logp_RL, ref_logp_RL, adv_R, mask_RL, normalizer, cfg, entropy_RL
     )
 
 

@@ -4,10 +4,10 @@ The losses in ``losses.py`` divide by a normalizer computed on the full batch, s
 full-batch loss, its gradient and the metric sums are plain sums over micro-batches, for
 every aggregation. Accumulation therefore *adds*; it never averages.
 
-Split (M micro-batches of a batch of B rows; B divisible by M): row b goes to micro-batch
-``b % M``, i.e. ``x.reshape(B // M, M, ...).swapaxes(0, 1)``. Strided rather than contiguous
-on purpose: when the rows are sharded over D devices in contiguous blocks, every device
-then holds ``B / (D M)`` rows of every micro-batch (take ``B / M`` divisible by D), so the
+Split (M micro-batches of a batch of R rows; R divisible by M): row b goes to micro-batch
+``b % M``, i.e. ``x.reshape(R // M, M, ...).swapaxes(0, 1)``. Strided rather than contiguous
+on purpose: when the rows are sharded over n devices in contiguous blocks, every device
+then holds ``R / (n M)`` rows of every micro-batch (take ``R / M`` divisible by n), so the
 split moves no data and no device idles. Any split gives the same sums.
 """
 
@@ -21,15 +21,15 @@ PyTree = Any
 
 
 def split_microbatches(batch: PyTree, num_microbatches: int) -> PyTree:
-    """Every leaf [B, ...] -> [M, B // M, ...]; micro-batch m holds rows m, m + M, m + 2M, ..."""
+    """Every leaf [R, ...] -> [M, R // M, ...]; micro-batch m holds rows m, m + M, m + 2M, ..."""
 
-    def split(x_B: jax.Array) -> jax.Array:
-        if x_B.shape[0] % num_microbatches:
+    def split(x_R: jax.Array) -> jax.Array:
+        if x_R.shape[0] % num_microbatches:
             raise ValueError(
-                f"batch of {x_B.shape[0]} rows is not divisible into "
+                f"batch of {x_R.shape[0]} rows is not divisible into "
                 f"{num_microbatches} micro-batches"
             )
-        x = x_B.reshape(x_B.shape[0] // num_microbatches, num_microbatches, *x_B.shape[1:])
+        x = x_R.reshape(x_R.shape[0] // num_microbatches, num_microbatches, *x_R.shape[1:])
         return jnp.swapaxes(x, 0, 1)
 
     return jax.tree.map(split, batch)
@@ -44,7 +44,7 @@ def accumulate_gradients(
     """Sums ``value_and_grad(loss_fn, has_aux=True)`` over micro-batches with ``lax.scan``.
 
     ``loss_fn(params, microbatch) -> (loss_contribution, aux_sums)``; every leaf of ``batch``
-    has the leading row axis B (bind global values such as the normalizer with a closure).
+    has the leading row axis R (bind global values such as the normalizer with a closure).
     Returns ``(loss, grads, aux_sums)``, each summed over micro-batches; accumulation is in
     float32 (at least) and the result is cast back to each leaf's dtype.
     """
@@ -52,8 +52,8 @@ def accumulate_gradients(
     if num_microbatches == 1:
         (loss, aux), grads = grad_fn(params, batch)
         return loss, grads, aux
-    batch_MB = split_microbatches(batch, num_microbatches)
-    out_shapes = jax.eval_shape(grad_fn, params, jax.tree.map(lambda x: x[0], batch_MB))
+    batch_MR = split_microbatches(batch, num_microbatches)
+    out_shapes = jax.eval_shape(grad_fn, params, jax.tree.map(lambda x: x[0], batch_MR))
 
     def acc_dtype(s: jax.ShapeDtypeStruct) -> jnp.dtype:
         if jnp.issubdtype(s.dtype, jnp.floating):
@@ -66,6 +66,6 @@ def accumulate_gradients(
         out = grad_fn(params, microbatch)
         return jax.tree.map(lambda c, o: c + o.astype(c.dtype), carry, out), None
 
-    summed, _ = jax.lax.scan(body, zeros, batch_MB)
+    summed, _ = jax.lax.scan(body, zeros, batch_MR)
     (loss, aux), grads = jax.tree.map(lambda x, s: x.astype(s.dtype), summed, out_shapes)
     return loss, grads, aux

@@ -29,13 +29,8 @@ import jax
 import jax.numpy as jnp
 
 from rlvr_jax.models.decoder import Decoder, left_padded_positions
-from rlvr_jax.models.kv_cache import KVCache
+from rlvr_jax.models.prefill import prefill_repeated
 from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
-
-
-def model_variables(params: Any, lora: Any | None) -> dict[str, Any]:
-    """Flax variables: the base alone (reference, full fine-tuning) or base + LoRA."""
-    return {"params": params} if lora is None else {"params": params, "lora": lora}
 
 
 def completion_logprobs(
@@ -97,17 +92,7 @@ def _shared_prompt_hidden(
     if R % g:
         raise ValueError(f"{R} rows are not whole runs of rows_per_prompt={g}")
     prompt_ids_BP, prompt_mask_BP = prompt_ids_RP[::g], prompt_mask_RP[::g]
-    dtype = jax.tree.leaves(variables["params"]["embed"])[0].dtype
-    cache = KVCache.empty(model.cfg, R // g, P + L, dtype)
-    hidden_BPD, cache = model.apply(
-        variables,
-        prompt_ids_BP,
-        left_padded_positions(prompt_mask_BP),
-        prompt_mask_BP,
-        cache,
-        method=Decoder.hidden_states,
-    )
-    cache = jax.tree.map(lambda x: jnp.repeat(x, g, axis=0) if x.ndim else x, cache)
+    hidden_BPD, cache = prefill_repeated(model, variables, prompt_ids_BP, prompt_mask_BP, P + L, g)
     prompt_len_R1 = jnp.repeat(jnp.sum(prompt_mask_BP, axis=1, keepdims=True), g, axis=0)
     positions_RL = prompt_len_R1 + jnp.arange(L)[None, :]
     hidden_comp_RLD, _ = model.apply(

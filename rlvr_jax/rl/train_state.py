@@ -6,10 +6,10 @@ included, is placed by the one table of rules in ``parallel.PARAM_SHARDING_RULES
 match the end of each leaf's path, so ``opt_state/.../mu/layers_0/mlp/down_proj/kernel`` is
 sharded like the kernel itself, and scalars (step, Adam's count) are replicated.
 
-``rng`` is the run's base key (raw ``uint32`` key data, as ``jax.random.key_data`` gives, so
-that a checkpoint holds a plain array); it never changes. Per-step keys are derived as
-``jax.random.fold_in(rng, step)`` (see :func:`step_rng`), so a resumed run draws the same
-numbers as one that never stopped.
+``rng`` is the run's root key (raw ``uint32`` key data, as ``jax.random.key_data`` gives, so
+that a checkpoint holds a plain array); it never changes. Per-step keys come from the table
+of streams in ``rlvr_jax/rng_streams.py`` (:func:`step_rng`), so a resumed run draws the
+same numbers as one that never stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import optax
 from jax.sharding import Mesh
 
 from rlvr_jax.parallel import param_shardings
+from rlvr_jax.rng_streams import counter_key
 
 PyTree = Any
 
@@ -65,7 +66,6 @@ def init_train_state(
     return jax.jit(init, out_shardings=shardings)(trainable, rng)
 
 
-def step_rng(state: TrainState, purpose: int) -> jax.Array:
-    """A typed key for this step and ``purpose`` (e.g. 0 sampling, 1 evaluation)."""
-    key = jax.random.wrap_key_data(state.rng)
-    return jax.random.fold_in(jax.random.fold_in(key, state.step), purpose)
+def step_rng(state: TrainState, stream: int) -> jax.Array:
+    """A typed key for this update of ``stream`` (``rng_streams.ROLLOUT``, ...)."""
+    return counter_key(state.rng, stream, state.step)

@@ -21,26 +21,28 @@ from the sampler (``Completions.logprobs``): the KV-cache decode differs from it
 
 One RL step, as the orchestrator runs it (the first three lines once per run):
 
-    state = init_train_state(trainable, optimizer, rng, mesh)   # trainable: LoRA tree or params
-    step = make_train_step(model, loss_cfg, step_cfg, optimizer, schedule, mesh, state, base)
-    scorer = make_rollout_scorer(model, loss_cfg, step_cfg, mesh, state, base_or_reference)
+    state = init_train_state(policy.init_trainable(key), optimizer, rng, policy.mesh)
+    step = make_train_step(policy, loss_cfg, step_cfg, optimizer, schedule, state)
+    scorer = make_rollout_scorer(policy, loss_cfg, step_cfg, state)
     batch, rollout_metrics = rollout.make_train_batch(completions, rewards, mesh, G, adv, eps)
     batch = scorer(state, batch)
     for _ in range(mu):
         state, metrics = step(state, batch)
 
-Reference policy: with LoRA it is the frozen base with the LoRA tree absent (no second model
-in memory). In full fine-tuning there is no such free reference: the caller keeps a second
-copy of the initial params and passes it as ``base`` to the scorer (only when beta > 0).
+Which parameters train and what the reference is belongs to the ``Policy``
+(``rlvr_jax/policy.py``): the step receives its frozen tree (``policy.frozen``) and the
+scorer its reference (``policy.reference``) as jit inputs, and builds Flax variables only
+through ``policy.variables`` / ``Policy.reference_variables``; nothing here branches on
+LoRA vs full fine-tuning.
 
 Loss and gradient accumulation (see ``aggregation.py``, ``microbatch.py``): the normalizer Z
 of the aggregation is computed on the full batch, *before* the split into M strided
 micro-batches, and each micro-batch contributes ``sum_{i in m, t} w[i, t] l[i, t] / Z``, so
 the summed loss, gradients and metrics do not depend on M (nor on the device count).
 
-Sharding: the state by ``parallel.PARAM_SHARDING_RULES`` (see ``train_state.py``), the frozen
-base by the same rules, the batch on ``('data', 'fsdp')``, metrics replicated. The state is
-donated: the caller must not reuse the ``state`` it passed in.
+Sharding: the state by ``parallel.PARAM_SHARDING_RULES`` (see ``train_state.py``), the
+frozen tree and the reference by the same rules, the batch on ``('data', 'fsdp')``, metrics
+replicated. The state is donated: the caller must not reuse the ``state`` it passed in.
 """
 
 from __future__ import annotations
@@ -53,26 +55,23 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import Mesh
 
-from rlvr_jax.models.decoder import Decoder
 from rlvr_jax.parallel import batch_sharding, param_shardings, replicated
+from rlvr_jax.policy import Policy
 from rlvr_jax.rl.losses import LossConfig, finalize_metrics, loss_normalizer, policy_loss
 from rlvr_jax.rl.microbatch import accumulate_gradients, split_microbatches
-from rlvr_jax.rl.policy_logprobs import completion_logprobs, model_variables
+from rlvr_jax.rl.policy_logprobs import completion_logprobs
 from rlvr_jax.rl.train_state import TrainState, train_state_shardings
 
 PyTree = Any
 Batch = dict[str, jax.Array]
-TRAINABLE_MODES = ("lora", "full")
 INPUT_KEYS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainStepConfig:
-    """How the step trains; every field is a config key under ``rl``."""
+    """How the step trains; every field is a config key under ``rl`` (G: ``sampling``)."""
 
-    trainable: str  # 'lora': train the LoRA tree, base frozen; 'full': train every param
     num_microbatches: int  # M: gradient accumulation steps per update (R divisible by M)
     num_iterations: int  # mu: updates per rollout batch; > 1 uses the batch's old_logprobs
     # G: rows p*G .. p*G+G-1 share one prompt (the sampler's layout), so the forward runs each
@@ -80,10 +79,6 @@ class TrainStepConfig:
     group_size: int
 
     def __post_init__(self):
-        if self.trainable not in TRAINABLE_MODES:
-            raise ValueError(
-                f"rl.trainable: unknown mode {self.trainable!r}; choose one of {TRAINABLE_MODES}"
-            )
         if self.num_microbatches < 1:
             raise ValueError(f"rl.num_microbatches must be >= 1, got {self.num_microbatches}")
         if self.num_iterations < 1:
@@ -102,13 +97,6 @@ class TrainStepConfig:
         return G // M if G % M == 0 else 1
 
 
-def policy_variables(mode: str, base: PyTree | None, trainable: PyTree) -> dict[str, PyTree]:
-    """Flax variables of the policy being trained: base + LoRA, or the trainable params."""
-    if mode == "lora":
-        return model_variables(base, trainable)
-    return model_variables(trainable, None)
-
-
 def _check_batch(batch: Batch, step_cfg: TrainStepConfig, loss_cfg: LossConfig) -> None:
     missing = [k for k in (*INPUT_KEYS, "advantages") if k not in batch]
     if step_cfg.num_iterations > 1 and "old_logprobs" not in batch:
@@ -120,11 +108,11 @@ def _check_batch(batch: Batch, step_cfg: TrainStepConfig, loss_cfg: LossConfig) 
 
 
 def loss_and_grads(
-    base: PyTree | None,
+    frozen: PyTree | None,
     trainable: PyTree,
     batch: Batch,
     *,
-    model: Decoder,
+    policy: Policy,
     loss_cfg: LossConfig,
     step_cfg: TrainStepConfig,
 ) -> tuple[jax.Array, PyTree, dict[str, jax.Array]]:
@@ -144,8 +132,8 @@ def loss_and_grads(
 
     def loss_fn(trainable: PyTree, mb: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
         logp_RL, entropy_RL = completion_logprobs(
-            model,
-            policy_variables(step_cfg.trainable, base, trainable),
+            policy.model,
+            policy.variables(frozen, trainable),
             mb["prompt_ids"],
             mb["prompt_mask"],
             mb["completion_ids"],
@@ -167,11 +155,11 @@ def loss_and_grads(
 
 
 def train_step(
-    base: PyTree | None,
+    frozen: PyTree | None,
     state: TrainState,
     batch: Batch,
     *,
-    model: Decoder,
+    policy: Policy,
     loss_cfg: LossConfig,
     step_cfg: TrainStepConfig,
     optimizer: optax.GradientTransformation,
@@ -184,7 +172,7 @@ def train_step(
     ``optim/lr`` (the learning rate of this update).
     """
     loss, grads, sums = loss_and_grads(
-        base, state.trainable, batch, model=model, loss_cfg=loss_cfg, step_cfg=step_cfg
+        frozen, state.trainable, batch, policy=policy, loss_cfg=loss_cfg, step_cfg=step_cfg
     )
     updates, opt_state = optimizer.update(grads, state.opt_state, state.trainable)
     trainable = optax.apply_updates(state.trainable, updates)
@@ -198,44 +186,26 @@ def train_step(
     return new_state, metrics
 
 
-def place_params(params: PyTree | None, mesh: Mesh) -> PyTree | None:
-    """``params`` on ``mesh`` by the sharding rules; arrays already there are not copied."""
-    return None if params is None else jax.device_put(params, param_shardings(params, mesh))
-
-
-def _check_base(mode: str, base: PyTree | None, needs_reference: bool) -> None:
-    if mode == "lora" and base is None:
-        raise ValueError("rl.trainable = 'lora' needs the frozen base params (base=...)")
-    if mode == "full" and base is not None and not needs_reference:
-        raise ValueError(
-            "rl.trainable = 'full': the params live in the state; pass base=None "
-            "(a reference copy is only needed for the scorer when rl.beta > 0)"
-        )
-
-
 def make_train_step(
-    model: Decoder,
+    policy: Policy,
     loss_cfg: LossConfig,
     step_cfg: TrainStepConfig,
     optimizer: optax.GradientTransformation,
     lr_schedule: optax.Schedule,
-    mesh: Mesh,
     state: TrainState,
-    base: PyTree | None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
-    """``step(state, batch) -> (state, metrics)``, jitted once over ``mesh``, state donated.
+    """``step(state, batch) -> (state, metrics)``, jitted once over ``policy.mesh``, state
+    donated.
 
-    ``state`` (arrays or ShapeDtypeStructs) gives the state's shardings; ``base`` is the
-    frozen base params with LoRA, None in full fine-tuning; it is placed by
-    ``param_shardings`` (a no-op when it already is: place it once and pass the same tree to
-    the scorer). ``lr_schedule`` is ``optim.make_schedule(cfg)`` of the same optimizer.
+    ``state`` (arrays or ShapeDtypeStructs) gives the state's shardings; the policy's frozen
+    tree is a jit input with the parameter shardings. ``lr_schedule`` is
+    ``optim.make_schedule(cfg)`` of the same optimizer.
     """
-    _check_base(step_cfg.trainable, base, needs_reference=False)
-    base = place_params(base, mesh)
+    mesh = policy.mesh
     state_sh = train_state_shardings(state, mesh)
     fn = functools.partial(
         train_step,
-        model=model,
+        policy=policy,
         loss_cfg=loss_cfg,
         step_cfg=step_cfg,
         optimizer=optimizer,
@@ -243,88 +213,81 @@ def make_train_step(
     )
     jitted = jax.jit(
         fn,
-        in_shardings=(param_shardings(base, mesh), state_sh, batch_sharding(mesh)),
+        in_shardings=(param_shardings(policy.frozen, mesh), state_sh, batch_sharding(mesh)),
         out_shardings=(state_sh, replicated(mesh)),
         donate_argnames=("state",),
     )
-    return functools.partial(jitted, base)
+    return functools.partial(jitted, policy.frozen)
 
 
-def _unsplit(x_MB: jax.Array) -> jax.Array:
+def _unsplit(x_MR: jax.Array) -> jax.Array:
     """Inverse of ``split_microbatches``: [M, R // M, ...] -> [R, ...] in the original order."""
-    return jnp.swapaxes(x_MB, 0, 1).reshape(-1, *x_MB.shape[2:])
+    return jnp.swapaxes(x_MR, 0, 1).reshape(-1, *x_MR.shape[2:])
 
 
 def score_rollout(
-    base: PyTree | None,
+    frozen: PyTree | None,
     trainable: PyTree,
+    reference: PyTree | None,
     batch: Batch,
     *,
-    model: Decoder,
-    loss_cfg: LossConfig,
+    policy: Policy,
     step_cfg: TrainStepConfig,
 ) -> Batch:
-    """``old_logprobs`` (policy, mu > 1) and ``ref_logprobs`` (reference, beta > 0), [R, L].
+    """``old_logprobs`` (policy, mu > 1) and ``ref_logprobs`` (``reference`` given), [R, L].
 
     Forward only, over the same M micro-batches as the step (``lax.map``), so its peak
-    memory stays below the step's. The reference is ``base`` without any LoRA tree.
+    memory stays below the step's.
     """
     needs_old = step_cfg.num_iterations > 1
-    needs_ref = loss_cfg.beta > 0
-    rows_MB = split_microbatches({k: batch[k] for k in INPUT_KEYS}, step_cfg.num_microbatches)
+    rows_MR = split_microbatches({k: batch[k] for k in INPUT_KEYS}, step_cfg.num_microbatches)
+
+    def logprobs(variables: dict[str, PyTree], mb: Batch) -> jax.Array:
+        inputs = [mb[k] for k in INPUT_KEYS]
+        return completion_logprobs(
+            policy.model, variables, *inputs, rows_per_prompt=step_cfg.rows_per_prompt
+        )[0]
 
     def score(mb: Batch) -> Batch:
-        inputs = [mb[k] for k in INPUT_KEYS]
         out = {}
         if needs_old:
-            variables = policy_variables(step_cfg.trainable, base, trainable)
-            out["old_logprobs"] = completion_logprobs(
-                model, variables, *inputs, rows_per_prompt=step_cfg.rows_per_prompt
-            )[0]
-        if needs_ref:
-            out["ref_logprobs"] = completion_logprobs(
-                model,
-                model_variables(base, None),
-                *inputs,
-                rows_per_prompt=step_cfg.rows_per_prompt,
-            )[0]
+            out["old_logprobs"] = logprobs(policy.variables(frozen, trainable), mb)
+        if reference is not None:
+            out["ref_logprobs"] = logprobs(policy.reference_variables(reference), mb)
         return out
 
-    return jax.tree.map(_unsplit, jax.lax.map(score, rows_MB))
+    return jax.tree.map(_unsplit, jax.lax.map(score, rows_MR))
 
 
 def make_rollout_scorer(
-    model: Decoder,
+    policy: Policy,
     loss_cfg: LossConfig,
     step_cfg: TrainStepConfig,
-    mesh: Mesh,
     state: TrainState,
-    base: PyTree | None,
 ) -> Callable[[TrainState, Batch], Batch]:
     """``score(state, batch) -> batch`` plus ``old_logprobs`` / ``ref_logprobs`` as needed.
 
     Call once per rollout, before the mu train steps (it reads ``state.trainable``, which
-    the first step donates). ``base``: the frozen base with LoRA; in full fine-tuning the
-    reference copy of the initial params when beta > 0, else None (placed as in
-    :func:`make_train_step`). With mu = 1 and
-    beta = 0 it returns the batch unchanged and compiles nothing.
+    the first step donates). The reference is ``policy.reference``: it must exist exactly
+    when the loss has a KL term (beta > 0). With mu = 1 and beta = 0 it returns the batch
+    unchanged and compiles nothing.
     """
-    needs_ref = loss_cfg.beta > 0
-    if step_cfg.trainable == "full" and needs_ref and base is None:
+    reference = policy.reference
+    if (loss_cfg.beta > 0) != (reference is not None):
         raise ValueError(
-            "rl.trainable = 'full' with rl.beta > 0 needs the reference params: pass a copy "
-            "of the initial params as base"
+            f"rl.beta = {loss_cfg.beta}: the policy was built with has_reference="
+            f"{policy.has_reference}; build it with has_reference = (rl.beta > 0)"
         )
-    _check_base(step_cfg.trainable, base, needs_reference=needs_ref)
-    if step_cfg.num_iterations == 1 and not needs_ref:
+    if step_cfg.num_iterations == 1 and reference is None:
         return lambda state, batch: batch
-    base = place_params(base, mesh)
-    fn = functools.partial(score_rollout, model=model, loss_cfg=loss_cfg, step_cfg=step_cfg)
+    mesh = policy.mesh
+    fn = functools.partial(score_rollout, policy=policy, step_cfg=step_cfg)
     jitted = jax.jit(
         fn,
         in_shardings=(
-            param_shardings(base, mesh),
+            param_shardings(policy.frozen, mesh),
             train_state_shardings(state, mesh).trainable,
+            param_shardings(reference, mesh),
             batch_sharding(mesh),
         ),
         out_shardings=batch_sharding(mesh),
@@ -332,6 +295,6 @@ def make_rollout_scorer(
 
     def scorer(state: TrainState, batch: Batch) -> Batch:
         inputs = {k: batch[k] for k in INPUT_KEYS}
-        return {**batch, **jitted(base, state.trainable, inputs)}
+        return {**batch, **jitted(policy.frozen, state.trainable, reference, inputs)}
 
     return scorer

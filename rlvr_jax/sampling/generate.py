@@ -9,8 +9,10 @@ Two log-probabilities are returned per generated token:
     (temperature 1, no top-k/top-p). This is what the GRPO loss uses as "old" logprobs.
   * `sampling_logprobs`: log q(token) under the distribution actually sampled from
     (temperature, top-k and top-p applied); 0 for greedy decoding.
-Shape letters: B prompts, P prompt slots, G samples per prompt, R = B * G rows,
-L max new tokens, V vocab.
+The caller passes Flax variables (`Policy.variables`: the base with or without a LoRA
+tree); the sampler never decides which parameters make the policy.
+Shape letters (package table in `rlvr_jax/__init__.py`): B prompts, P prompt slots, G
+samples per prompt, R = B * G rows, L max new tokens, V vocab.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from rlvr_jax.models.decoder import Decoder, left_padded_positions
-from rlvr_jax.models.kv_cache import KVCache
-from rlvr_jax.sampling.config import SamplingConfig
+from rlvr_jax.models.decoder import Decoder
+from rlvr_jax.models.prefill import prefill_repeated
+from rlvr_jax.sampling.config import SamplingConfig, SpecialTokens
 from rlvr_jax.sampling.filters import sampling_logits
 from rlvr_jax.sampling.prompts import left_pad
 
@@ -44,36 +46,40 @@ class Completions:
 
 def generate(
     model: Decoder,
-    params: Any,
-    lora: Any | None,
+    variables: dict[str, Any],
     prompts: Sequence[Sequence[int]],
     rng: jax.Array,
     cfg: SamplingConfig,
+    tokens: SpecialTokens,
 ) -> Completions:
     """Samples `cfg.num_samples` completions for each prompt (lists of token ids)."""
-    tokens_BP, mask_BP = left_pad(prompts, cfg.prompt_buckets, cfg.pad_token_id)
-    return generate_padded(model, params, lora, tokens_BP, mask_BP, rng, cfg)
+    tokens_BP, mask_BP = left_pad(prompts, cfg.prompt_buckets, tokens.pad_token_id)
+    return generate_padded(model, variables, tokens_BP, mask_BP, rng, cfg, tokens)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "cfg"))
-def generate_padded(model, params, lora, tokens_BP, mask_BP, rng, cfg: SamplingConfig):
+@functools.partial(jax.jit, static_argnames=("model", "cfg", "tokens"))
+def generate_padded(
+    model: Decoder,
+    variables: dict[str, Any],
+    tokens_BP: jax.Array,
+    mask_BP: jax.Array,
+    rng: jax.Array,
+    cfg: SamplingConfig,
+    tokens: SpecialTokens,
+) -> Completions:
     """`generate` on prompts already left-padded to a bucket (jitted once per shape)."""
-    variables = {"params": params} if lora is None else {"params": params, "lora": lora}
     B, P = tokens_BP.shape
     G, L = cfg.num_samples, cfg.max_new_tokens
     R = B * G
-    dtype = jax.tree.leaves(params["embed"])[0].dtype
-    positions_BP = left_padded_positions(mask_BP)
-
-    cache = KVCache.empty(model.cfg, B, P + L, dtype)
-    hidden_BPD, cache = model.apply(
-        variables, tokens_BP, positions_BP, mask_BP, cache, method=Decoder.hidden_states
-    )
+    pad_id = tokens.pad_token_id
+    hidden_BPD, cache = prefill_repeated(model, variables, tokens_BP, mask_BP, P + L, G)
     logits_BV = model.apply(variables, hidden_BPD[:, -1:], method=Decoder.logits)[:, 0]
-    cache = jax.tree.map(lambda x: jnp.repeat(x, G, axis=0) if x.ndim else x, cache)
     logits_RV = jnp.repeat(logits_BV, G, axis=0)
-    first_position_R = jnp.repeat(positions_BP[:, -1] + 1, G)
-    stop_ids = jnp.asarray(cfg.stop_token_ids or (-1,), jnp.int32)
+    # Left padding: a prompt's last token sits at slot P - 1, its position is its length - 1.
+    first_position_R = jnp.repeat(jnp.sum(mask_BP, axis=1, dtype=jnp.int32), G)
+    stop_ids = jnp.asarray(
+        sorted({*tokens.stop_token_ids, *cfg.extra_stop_token_ids}) or (-1,), jnp.int32
+    )
 
     def sample(logits_RV, step_rng):
         """(tokens, sampling logprobs, policy logprobs) of one step, in a few passes over V."""
@@ -96,7 +102,7 @@ def generate_padded(model, params, lora, tokens_BP, mask_BP, rng, cfg: SamplingC
         t, logits_RV, cache, ids_RL, mask_RL, logp_RL, logq_RL, done_R = state
         token_R, logq_R, logp_R = sample(logits_RV, jax.random.fold_in(rng, t))
         active_R = ~done_R
-        token_R = jnp.where(active_R, token_R, cfg.pad_token_id)
+        token_R = jnp.where(active_R, token_R, pad_id)
         ids_RL = ids_RL.at[:, t].set(token_R)
         mask_RL = mask_RL.at[:, t].set(active_R)
         logp_RL = logp_RL.at[:, t].set(jnp.where(active_R, logp_R, 0.0))
@@ -119,7 +125,7 @@ def generate_padded(model, params, lora, tokens_BP, mask_BP, rng, cfg: SamplingC
         jnp.zeros((), jnp.int32),
         logits_RV,
         cache,
-        jnp.full((R, L), cfg.pad_token_id, jnp.int32),
+        jnp.full((R, L), pad_id, jnp.int32),
         jnp.zeros((R, L), bool),
         jnp.zeros((R, L), jnp.float32),
         jnp.zeros((R, L), jnp.float32),

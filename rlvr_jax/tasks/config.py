@@ -1,14 +1,14 @@
 """Typed, validated data configuration (`config.data`).
 
-Each field mirrors one key of the ml_collections config; `DataConfig.from_dict`
-converts `config.data.to_dict()` once, at the boundary. Errors name the key.
+Each field mirrors one key of the ml_collections config and has no default: the values
+live in the config files (configs/arithmetic.py declares every key), and
+`config_builder.build(DataConfig, config.data, "data")` converts them once, at the
+boundary. Errors name the dotted key.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
 
 from rlvr_jax.tasks.base import DATASETS
 
@@ -42,12 +42,12 @@ def _check_operators(key: str, operators: tuple[str, ...]) -> None:
 class ArithmeticConfig:
     """Synthetic `a <op> b` problems (`data.arithmetic`)."""
 
-    operators: tuple[str, ...] = ("+",)  # drawn uniformly; '/' problems divide exactly
-    min_value: int = 10  # operands are drawn from [min_value, max_value]
-    max_value: int = 99
-    num_train: int = 5000  # distinct problems in the train split
-    num_eval: int = 200  # distinct problems in the held-out eval split
-    holdout_fraction: float = 0.1  # share of all problems reserved for eval, by hash
+    operators: tuple[str, ...]  # drawn uniformly; '/' problems divide exactly
+    min_value: int  # operands are drawn from [min_value, max_value]
+    max_value: int
+    num_train: int  # distinct problems in the train split
+    num_eval: int  # distinct problems in the held-out eval split
+    holdout_fraction: float  # share of all problems reserved for eval, by hash
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "operators", tuple(self.operators))
@@ -62,16 +62,16 @@ class ArithmeticConfig:
 class CountdownConfig:
     """TinyZero-style countdown instances (`data.countdown`): reach the target."""
 
-    min_count: int = 3  # how many numbers an instance has, drawn from [min_count, max_count]
-    max_count: int = 4
-    min_number: int = 1  # each number is drawn from [min_number, max_number]
-    max_number: int = 99
-    min_target: int = 1  # only instances whose target is in [min_target, max_target]
-    max_target: int = 100
-    operators: tuple[str, ...] = ("+", "-", "*", "/")  # used to build the hidden solution
-    num_train: int = 5000
-    num_eval: int = 200
-    holdout_fraction: float = 0.1
+    min_count: int  # how many numbers an instance has, drawn from [min_count, max_count]
+    max_count: int
+    min_number: int  # each number is drawn from [min_number, max_number]
+    max_number: int
+    min_target: int  # only instances whose target is in [min_target, max_target]
+    max_target: int
+    operators: tuple[str, ...]  # used to build the hidden solution
+    num_train: int
+    num_eval: int
+    holdout_fraction: float
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "operators", tuple(self.operators))
@@ -90,21 +90,21 @@ class CountdownConfig:
 class DataConfig:
     """Which dataset, which splits, how many rows, in which order (`config.data`)."""
 
-    name: str = "arithmetic"  # one of DATASETS: arithmetic, countdown, gsm8k, jsonl
+    name: str  # one of DATASETS: arithmetic, countdown, gsm8k, jsonl
     # gsm8k / jsonl: a hub id ("openai/gsm8k"), a local directory holding {split}.jsonl /
     # .json / .parquet files, a path containing "{split}", or one local file (train only).
-    path: str = ""
-    subset: str = ""  # hub config name, e.g. "main" for openai/gsm8k; "" for none
-    split: str = "train"  # file/hub split used for training
-    eval_split: str = "test"  # file/hub split used for evaluation; "" for none
-    max_samples: int = 0  # keep the first N training rows after shuffling; 0 = all
-    eval_max_samples: int = 0  # keep the first N eval rows; 0 = all
-    shuffle: bool = True  # shuffle the training rows by `seed` (eval keeps file order)
-    seed: int = 0  # shuffling, epoch order, and synthetic training instances
-    question_field: str = "question"  # jsonl: record key holding the question
-    answer_field: str = "answer"  # jsonl: record key holding the answer
-    arithmetic: ArithmeticConfig = dataclasses.field(default_factory=ArithmeticConfig)
-    countdown: CountdownConfig = dataclasses.field(default_factory=CountdownConfig)
+    path: str
+    subset: str  # hub config name, e.g. "main" for openai/gsm8k; "" for none
+    split: str  # file/hub split used for training
+    eval_split: str  # file/hub split used for evaluation; "" for none
+    max_samples: int  # keep the first N training rows after shuffling; 0 = all
+    eval_max_samples: int  # keep the first N eval rows; 0 = all
+    shuffle: bool  # shuffle the training rows by `seed` (eval keeps file order)
+    seed: int  # shuffling, epoch order, and synthetic training instances
+    question_field: str  # jsonl: record key holding the question
+    answer_field: str  # jsonl: record key holding the answer
+    arithmetic: ArithmeticConfig
+    countdown: CountdownConfig
 
     def __post_init__(self) -> None:
         if self.name not in DATASETS:
@@ -123,27 +123,12 @@ class DataConfig:
                 raise ValueError(f"data.{key}: must be >= 0 (0 = all), got {getattr(self, key)}")
         for key, sub in _NESTED:
             if not isinstance(getattr(self, key), sub):
-                raise ValueError(f"data.{key}: expected {sub.__name__}; build with from_dict")
+                raise ValueError(
+                    f"data.{key}: expected {sub.__name__}; build with config_builder.build"
+                )
         for key in ("question_field", "answer_field"):
             if not getattr(self, key):
                 raise ValueError(f"data.{key}: must be a non-empty field name")
-
-    @classmethod
-    def from_dict(cls, config: Mapping[str, Any]) -> DataConfig:
-        """Build from a plain mapping such as `config.data.to_dict()`."""
-        kwargs = dict(config)
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(kwargs) - fields
-        if unknown:
-            raise ValueError(f"data: unknown keys {sorted(unknown)}")
-        for key, sub in _NESTED:
-            if key in kwargs and not isinstance(kwargs[key], sub):
-                nested = dict(kwargs[key])  # a dict or an ml_collections ConfigDict
-                unknown = set(nested) - {f.name for f in dataclasses.fields(sub)}
-                if unknown:
-                    raise ValueError(f"data.{key}: unknown keys {sorted(unknown)}")
-                kwargs[key] = sub(**nested)
-        return cls(**kwargs)
 
 
 _NESTED = (("arithmetic", ArithmeticConfig), ("countdown", CountdownConfig))

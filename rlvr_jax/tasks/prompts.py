@@ -43,18 +43,21 @@ _MARKER_FIELDS = ("reasoning_start", "reasoning_end", "answer_start", "answer_en
 
 @dataclasses.dataclass(frozen=True)
 class PromptConfig:
-    """How rows become prompts (`config.prompt`)."""
+    """How rows become prompts (`config.prompt`).
 
-    style: str = "reasoning"  # one of PROMPT_STYLES
+    No defaults: configs/arithmetic.py declares every key; `config_builder.build` converts.
+    """
+
+    style: str  # one of PROMPT_STYLES
     # System prompt template; "" means the style's built-in one (BUILTIN_SYSTEM_PROMPTS).
-    system_prompt: str = ""
-    user_template: str = "{question}"  # the user turn; may use row fields and markers
+    system_prompt: str
+    user_template: str  # the user turn; may use row fields and markers
     # Markers; "" means the model's own (`markers_for(model.checkpoint)`).
-    reasoning_start: str = ""
-    reasoning_end: str = ""
-    answer_start: str = ""
-    answer_end: str = ""
-    few_shot: int = 0  # number of worked examples shown before the question
+    reasoning_start: str
+    reasoning_end: str
+    answer_start: str
+    answer_end: str
+    few_shot: int  # number of worked examples shown before the question
 
     def __post_init__(self) -> None:
         if self.style not in PROMPT_STYLES:
@@ -177,13 +180,3 @@ def render_prompts(
 ) -> list[str]:
     """`render_prompt` for each row."""
     return [render_prompt(tokenizer, row, config, markers, examples) for row in rows]
-
-
-def completion_prefix(prompt: str, markers: Markers) -> str:
-    """What the chat template already opened for the model: the reasoning start, or "".
-
-    Some templates (Qwen3 thinking models) end the generation prompt with `<think>`, so
-    the completion starts inside the reasoning block. Prepend this prefix to each
-    completion before scoring so the format rewards see the whole layout.
-    """
-    return markers.reasoning_start if prompt.rstrip().endswith(markers.reasoning_start) else ""

@@ -1,10 +1,9 @@
 """From sampled completions and their rewards to a sharded train batch.
 
-The orchestrator's rollout, in order:
+The orchestrator's RL step, in order:
 
-    completions = sampling.generate(model, base, lora, prompts, rng, sampling_cfg)
-    rewards_R   = <host: detokenize, verifier rewards, weighted sum>     (numpy [R])
-    batch, metrics = make_train_batch(completions, rewards_R, mesh, group_size, estimator, eps)
+    out = rollout.rollout(run, state.trainable, rows, rng, sampling_cfg)   # rlvr_jax/rollout.py
+    batch, metrics = make_train_batch(out.completions, out.scores.total, mesh, G, estimator, eps)
     batch = scorer(state, batch)               # train_step.make_rollout_scorer: old / ref logprobs
 
 Rows are group-major (row r is sample r % G of prompt r // G), as the sampler returns them.

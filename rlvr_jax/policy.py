@@ -1,0 +1,140 @@
+"""The policy seam: which parameters train, which stay frozen, what the KL reference is.
+
+`Policy` is built once per run (`run_setup.setup_run`) and is the only place that knows
+the trainable mode (`rl.trainable`):
+
+    mode   trainable tree (in TrainState)   frozen (jit input held fixed)   reference
+    lora   the LoRA tree {a, b}             the pretrained base             base, LoRA absent
+    full   a copy of every param            nothing (None)                  base (the initial
+                                                                            params, kept apart)
+
+Callers ask it, never the mode:
+
+    trainable = policy.init_trainable(rng)                  # -> TrainState.trainable
+    variables = policy.variables(policy.frozen, trainable)  # Flax variables of the policy
+    reference = policy.reference                            # params, or None at rl.beta = 0
+    completions = policy.sample(trainable, prompt_ids, rng, sampling_cfg, special_tokens)
+    params, lora = policy.export_trees(trainable)           # host trees for export
+
+Inside jitted code (train step, scorer) only `variables(frozen, trainable)` and
+`reference_variables(reference)` are used: pure functions of their array arguments, so
+the frozen base and the reference travel as jit inputs with their shardings and are
+never baked into a program as constants.
+
+The base is kept in every mode: in LoRA mode it *is* the frozen half of the policy; in
+full mode it is the reference (the trainable copy moves away from it). At rl.beta = 0 in
+full mode nothing reads it after `init_trainable`; it stays resident (one params copy)
+because evaluation of the base and export read it; see BUILD_NOTES (policy seam).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh
+
+from rlvr_jax.models.decoder import Decoder
+from rlvr_jax.models.lora import LoraConfig, init_lora
+from rlvr_jax.parallel import place_params
+from rlvr_jax.sampling import Completions, SamplingConfig, SpecialTokens, generate
+
+PyTree = Any
+TRAINABLE_MODES = ("lora", "full")
+
+
+def check_trainable_mode(mode: str) -> None:
+    if mode not in TRAINABLE_MODES:
+        raise ValueError(f"rl.trainable: unknown mode {mode!r}; choose one of {TRAINABLE_MODES}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """The model, its frozen base, the trainable mode and the mesh (module docstring)."""
+
+    model: Decoder
+    base: PyTree  # the pretrained params, placed on `mesh` by the sharding rules
+    mode: str  # one of TRAINABLE_MODES
+    lora: LoraConfig  # the adapters' shape (unused in full mode)
+    mesh: Mesh
+    has_reference: bool  # rl.beta > 0: the loss reads reference log-probabilities
+
+    def __post_init__(self):
+        check_trainable_mode(self.mode)
+
+    @classmethod
+    def create(
+        cls,
+        model: Decoder,
+        base: PyTree,
+        mode: str,
+        lora: LoraConfig,
+        mesh: Mesh,
+        has_reference: bool,
+    ) -> Policy:
+        """A policy whose base is placed on `mesh` (arrays already there are not copied)."""
+        return cls(model, place_params(base, mesh), mode, lora, mesh, has_reference)
+
+    @property
+    def is_lora(self) -> bool:
+        return self.mode == "lora"
+
+    def init_trainable(self, rng: jax.Array) -> PyTree:
+        """The LoRA tree (b = 0: the policy starts as the base), or a copy of the base.
+
+        The copy matters in full mode: the train step donates the state, and the base
+        must survive as the reference. `rng` is the run's LoRA-init key (`rng_streams`).
+        """
+        if self.is_lora:
+            return init_lora(self.base, self.lora, rng)
+        return jax.tree.map(jnp.copy, self.base)
+
+    @property
+    def frozen(self) -> PyTree | None:
+        """What the train step holds fixed and passes as a jit input: the base with LoRA."""
+        return self.base if self.is_lora else None
+
+    def variables(self, frozen: PyTree | None, trainable: PyTree) -> dict[str, PyTree]:
+        """Flax variables of the policy; pure (jit-safe): reads only the mode from `self`."""
+        if self.is_lora:
+            return {"params": frozen, "lora": trainable}
+        return {"params": trainable}
+
+    def live_variables(self, trainable: PyTree) -> dict[str, PyTree]:
+        """`variables` with this policy's own frozen base (outside jit, or as a jit input)."""
+        return self.variables(self.frozen, trainable)
+
+    @property
+    def reference(self) -> PyTree | None:
+        """The params of the KL reference (the base, LoRA absent), None when unused."""
+        return self.base if self.has_reference else None
+
+    @staticmethod
+    def reference_variables(reference: PyTree) -> dict[str, PyTree]:
+        """Flax variables of the reference policy: the params alone."""
+        return {"params": reference}
+
+    def sample(
+        self,
+        trainable: PyTree | None,
+        prompts: Sequence[Sequence[int]],
+        rng: jax.Array,
+        cfg: SamplingConfig,
+        tokens: SpecialTokens,
+    ) -> Completions:
+        """Completions of the policy; `trainable=None` samples the base model itself."""
+        variables = (
+            self.reference_variables(self.base)
+            if trainable is None
+            else self.live_variables(trainable)
+        )
+        return generate(self.model, variables, prompts, rng, cfg, tokens)
+
+    def export_trees(self, trainable: PyTree) -> tuple[PyTree, PyTree | None]:
+        """Host copies of `(params, lora)`: base + LoRA tree, or the trained params alone."""
+        if self.is_lora:
+            return jax.device_get((self.base, trainable))
+        return jax.device_get(trainable), None

@@ -1,0 +1,71 @@
+"""The one rollout: rows -> completions -> decoded texts -> rewards and the correctness verdict.
+
+Training (`train.rl_step`) and evaluation (`evaluation.runner`) both call `rollout`, so a
+completion is sampled, decoded and judged the same way wherever it is counted:
+
+    out = rollout(run, trainable, rows, rng, sampling_cfg)
+    out.completions      # Completions [R = B * G rows]: ids, masks, logprobs, lengths, truncated
+    out.texts            # [R] decoded completions (special tokens dropped)
+    out.fields           # row fields repeated G times: what every reward and verifier sees
+    out.scores.per_fn    # reward label -> [R] float32;  .total [R] (the RL reward)
+    out.scores.correct   # [R] bool, `rewards.correctness` with its configured params
+
+Rewards and the verifier are called through the reward registry (`rewards.combine`) with
+every row field, so a task whose verifier needs `numbers` and `target` (countdown) is
+scored in evaluation exactly as in training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from rlvr_jax.observers.metrics import timed
+from rlvr_jax.rewards import RewardOutput, rows_to_fields, score_completions
+from rlvr_jax.run_setup import RunSetup, decode_completions
+from rlvr_jax.sampling import Completions, SamplingConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollout:
+    rows: tuple[dict, ...]  # the B rows, in order
+    completions: Completions  # R = B * G rows, group-major
+    texts: tuple[str, ...]  # [R]
+    fields: dict[str, list]  # row fields, each [R] (row r // G repeated)
+    scores: RewardOutput
+    seconds: dict[str, float]  # time/sample_s, time/reward_s (observers.metrics.timed)
+
+    @property
+    def group_size(self) -> int:
+        return len(self.texts) // len(self.rows)
+
+
+def rollout(
+    run: RunSetup,
+    trainable: Any | None,
+    rows: Sequence[dict],
+    rng: jax.Array,
+    cfg: SamplingConfig,
+) -> Rollout:
+    """`cfg.num_samples` completions of each row, decoded and scored.
+
+    `trainable` is the train state's trainable tree; None samples the base model. The
+    sampler is waited for before the reward phase starts, so the two timings split the
+    wall time honestly.
+    """
+    rows = tuple(rows)
+    seconds: dict[str, float] = {}
+    with timed("sample", seconds):
+        completions = run.policy.sample(
+            trainable, run.prompt_ids(list(rows)), rng, cfg, run.special_tokens
+        )
+        lengths = np.asarray(completions.lengths)  # waits for the sampler
+    with timed("reward", seconds):
+        texts = decode_completions(run.tokenizer, completions)
+        fields = rows_to_fields(rows, repeat=cfg.num_samples)
+        scores = score_completions(run.rewards, texts, fields, completion_lengths=lengths.tolist())
+    return Rollout(rows, completions, tuple(texts), fields, scores, seconds)
