@@ -26,9 +26,11 @@ SCRIPT = textwrap.dedent(
     jax.config.update("jax_disable_most_optimizations", True)
     from tiny_rl import host_batch, loss_config, nonzero_lora, optim_config, tiny_model
     from rlvr_jax.optim import make_optimizer, make_schedule
-    from rlvr_jax.parallel import MeshConfig, make_mesh, param_shardings, shard_batch
+    from rlvr_jax.parallel import MeshConfig, make_mesh, shard_batch
     from rlvr_jax.rl.train_state import init_train_state
     from rlvr_jax.rl.train_step import TrainStepConfig, make_rollout_scorer, make_train_step
+    from rlvr_jax.policy import Policy
+    from tiny_rl import LORA
 
     assert jax.device_count() == 8, jax.devices()
     model, params = tiny_model()
@@ -45,21 +47,22 @@ SCRIPT = textwrap.dedent(
     for name, (data, fsdp) in {"1x1": (1, 1), "8x1": (8, 1), "2x4": (2, 4)}.items():
         devices = jax.devices()[:1] if name == "1x1" else jax.devices()
         mesh = make_mesh(MeshConfig(data=data, fsdp=fsdp), devices)
-        base = jax.device_put(params, param_shardings(params, mesh))
         batch = shard_batch(host_batch(), mesh)
 
-        cfg, loss_cfg = TrainStepConfig("lora", 2, 2, group_size=1), loss_config("grpo", beta=0.04)
+        cfg, loss_cfg = TrainStepConfig(2, 2, group_size=1), loss_config("grpo", beta=0.04)
+        policy = Policy.create(model, params, "lora", LORA, mesh, has_reference=True)
         state = init_train_state(lora, sgd, jax.random.key(0), mesh)
-        scorer = make_rollout_scorer(model, loss_cfg, cfg, mesh, state, base)
-        step = make_train_step(model, loss_cfg, cfg, sgd, lambda s: 1.0, mesh, state, base)
+        scorer = make_rollout_scorer(policy, loss_cfg, cfg, state)
+        step = make_train_step(policy, loss_cfg, cfg, sgd, lambda s: 1.0, state)
         scored = scorer(state, batch)
         save(f"{name}/scored/", {k: scored[k] for k in ("old_logprobs", "ref_logprobs")})
         state, metrics = step(state, scored)
         save(f"{name}/lora/", state.trainable)
         save(f"{name}/lora_metrics/", metrics)
 
-        cfg, loss_cfg = TrainStepConfig("full", 2, 1, group_size=1), loss_config("dapo")
-        state = init_train_state(params, adam, jax.random.key(0), mesh)
+        cfg, loss_cfg = TrainStepConfig(2, 1, group_size=1), loss_config("dapo")
+        policy = Policy.create(model, params, "full", LORA, mesh, has_reference=False)
+        state = init_train_state(policy.init_trainable(None), adam, jax.random.key(0), mesh)
         embeddings = [  # the params and both Adam moments
             leaf
             for path, leaf in jax.tree_util.tree_leaves_with_path(state)
@@ -69,7 +72,7 @@ SCRIPT = textwrap.dedent(
         for leaf in embeddings:
             assert leaf.sharding.shard_shape(leaf.shape) == (41, 28 // fsdp), (name, leaf.sharding)
         schedule = make_schedule(adam_cfg)
-        step = make_train_step(model, loss_cfg, cfg, adam, schedule, mesh, state, None)
+        step = make_train_step(policy, loss_cfg, cfg, adam, schedule, state)
         state, metrics = step(state, batch)
         save(f"{name}/full/", state.trainable)
         save(f"{name}/full_metrics/", metrics)

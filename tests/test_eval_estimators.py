@@ -1,4 +1,9 @@
-"""pass@k against brute-force enumeration; the majority-vote tie rule; maj@k on the first k."""
+"""pass@k against brute-force enumeration; the majority-vote tie rule; maj@k on the first k.
+
+The vote runs on keys (`majority_index`, `maj_at_k`); the keys here come from the
+verifiers' own `vote_key`s (answer_match: canonical number or case-folded text;
+countdown: the expression's exact value), as evaluation records store them.
+"""
 
 import itertools
 import math
@@ -6,7 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from rlvr_jax.evaluation import maj_at_k, majority_index, majority_vote, pass_at_k, vote_key
+from rlvr_jax.evaluation import maj_at_k, majority_index, pass_at_k
+from rlvr_jax.rewards.answer_match import vote_key
+from rlvr_jax.rewards.countdown import countdown_vote_key
 
 
 def brute_force_pass_at_k(n: int, c: int, k: int) -> float:
@@ -53,43 +60,95 @@ def test_pass_at_k_rejects_bad_arguments(n, c, k, message):
         pass_at_k(n, c, k)
 
 
+def keys(answers, key=vote_key):
+    """The vote keys of extracted answers, None (nothing extracted) kept as None."""
+    return [None if answer is None else key(answer) for answer in answers]
+
+
+def winner(answers, key=vote_key):
+    """The winning answer as first written among the samples, or None when all abstain."""
+    index = majority_index(keys(answers, key))
+    return None if index is None else answers[index]
+
+
 def test_vote_key_groups_equal_numbers_and_case_folded_text():
     assert vote_key("$18.00") == vote_key("18") == "18"
     assert vote_key("3/4") == vote_key("0.75")
     assert vote_key("  Option   B ") == vote_key("option b")
+    assert vote_key("18") != vote_key("17")
+    assert vote_key("") is None and vote_key("   ") is None  # blank answers abstain
 
 
-def test_majority_vote_most_frequent_answer_wins():
-    assert majority_vote(["3", "5", "5", "3", "5"]) == "5"
-    assert majority_vote(["18", "18.00", "$18", "7", "7"]) == "18"  # one group of three
+def test_countdown_vote_key_groups_expressions_by_value():
+    assert countdown_vote_key("(25 - 5) * 4") == countdown_vote_key("4 * 20") == "80"
+    assert countdown_vote_key("10 / 4") == countdown_vote_key("5/2") == "5/2"
+    assert countdown_vote_key("25 + 5") != countdown_vote_key("4 * 20")
+    assert countdown_vote_key("1 / 0") is None  # no value: abstains
+    assert countdown_vote_key("two plus two") is None
 
 
-def test_majority_vote_tie_goes_to_the_answer_that_appears_first():
-    assert majority_vote(["7", "3", "3", "7"]) == "7"
-    assert majority_vote(["3", "7", "7", "3"]) == "3"
-    assert majority_vote(["1", "2", "3"]) == "1"
+def test_majority_most_frequent_key_wins():
+    assert majority_index(["3", "5", "5", "3", "5"]) == 1
+    assert winner(["3", "5", "5", "3", "5"]) == "5"
+    assert winner(["18", "18.00", "$18", "7", "7"]) == "18"  # one group of three
+    # Countdown: two expressions worth 80 out-vote one worth 30 although no text repeats.
+    assert winner(["25 + 5", "(25 - 5) * 4", "4 * 20"], countdown_vote_key) == "(25 - 5) * 4"
+
+
+def test_majority_tie_goes_to_the_key_that_appears_first():
+    assert winner(["7", "3", "3", "7"]) == "7"
+    assert winner(["3", "7", "7", "3"]) == "3"
+    assert winner(["1", "2", "3"]) == "1"
+    assert majority_index(["7", "3", "3", "7"]) == 0
+    assert majority_index(["3", "7", "7", "3"]) == 0
     assert majority_index([None, "9", "4", "4", "9"]) == 1  # "9" first occurs at index 1
+    assert majority_index(["a", "b", "b", "a", "c"]) == 0  # keys are opaque strings
 
 
-def test_majority_vote_none_and_blank_abstain():
-    assert majority_vote([None, None, None, "4"]) == "4"  # None never wins ...
-    assert majority_vote(["", " ", "4"]) == "4"
-    assert majority_vote([None, None]) is None  # ... unless everything abstains
+def test_majority_none_and_blank_keys_abstain():
+    assert majority_index([None, None, None, "4"]) == 3  # None never wins ...
+    assert majority_index(["", " ", "4"]) == 2  # ... nor a blank key
+    assert winner([None, None, None, "4"]) == "4"
+    assert winner(["", " ", "4"]) == "4"  # blank answers have no key
+    assert majority_index([None, None]) is None  # ... unless everything abstains
+    assert majority_index(["", "  "]) is None
+    assert winner([None, ""]) is None
     assert majority_index([]) is None
 
 
-def test_majority_vote_returns_the_first_written_form():
-    assert majority_vote(["$18.00", "18"]) == "$18.00"
+def test_majority_returns_the_first_written_form():
+    assert winner(["$18.00", "18"]) == "$18.00"
+    assert winner(["4 * 20", "(25 - 5) * 4"], countdown_vote_key) == "4 * 20"
 
 
 def test_maj_at_k_uses_the_first_k_samples_and_the_winners_verdict():
     answers = [["5", "3", "3", "5", "5"], [None, None, "2", "2", "2"], [None, None, None]]
+    keys_QA = [keys(a) for a in answers]
     correct = [[True, False, False, True, True], [False, False, True, True, True], [False] * 3]
     # k=3: "3" beats "5" two to one; k=5: "5" wins three to two.
-    np.testing.assert_array_equal(maj_at_k(answers[:1], correct[:1], 3), [0.0])
-    np.testing.assert_array_equal(maj_at_k(answers[:1], correct[:1], 5), [1.0])
+    np.testing.assert_array_equal(maj_at_k(keys_QA[:1], correct[:1], 3), [0.0])
+    np.testing.assert_array_equal(maj_at_k(keys_QA[:1], correct[:1], 5), [1.0])
     # k=2 in the second question: everything abstains, scored wrong.
-    np.testing.assert_array_equal(maj_at_k(answers[1:], correct[1:], 2), [0.0, 0.0])
-    np.testing.assert_array_equal(maj_at_k(answers[1:], correct[1:], 3), [1.0, 0.0])
+    np.testing.assert_array_equal(maj_at_k(keys_QA[1:], correct[1:], 2), [0.0, 0.0])
+    np.testing.assert_array_equal(maj_at_k(keys_QA[1:], correct[1:], 3), [1.0, 0.0])
     with pytest.raises(ValueError, match="exceeds"):
-        maj_at_k(answers, correct, 4)
+        maj_at_k(keys_QA, correct, 4)
+
+
+def test_maj_at_k_scores_the_first_sample_of_the_winning_key():
+    # "$18" and "18" share a key; the group's first sample ("$18", wrong here) is scored.
+    np.testing.assert_array_equal(
+        maj_at_k([keys(["$18", "18", "7"])], [[False, True, False]], 3), [0.0]
+    )
+    np.testing.assert_array_equal(
+        maj_at_k([keys(["18", "$18", "7"])], [[True, False, False]], 3), [1.0]
+    )
+
+
+def test_maj_at_k_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="k must be"):
+        maj_at_k([["1"]], [[True]], 0)
+    with pytest.raises(ValueError, match="vote lists"):
+        maj_at_k([["1"], ["2"]], [[True]], 1)
+    with pytest.raises(ValueError, match="votes but"):
+        maj_at_k([["1", "2"]], [[True]], 1)

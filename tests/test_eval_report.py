@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from rlvr_jax.config_builder import build
 from rlvr_jax.evaluation import (
     Generations,
     IncrementalJsonl,
@@ -12,11 +13,12 @@ from rlvr_jax.evaluation import (
     paired_comparison,
     score_question,
     summarize,
+    verifier_for,
     write_comparison,
     write_report,
 )
 from rlvr_jax.markers import DEFAULT_MARKERS
-from rlvr_jax.rewards.answer_match import answer_correct
+from rlvr_jax.rewards import RewardsConfig
 
 FINGERPRINT = {"model": "tiny", "num_samples": 4, "ks": (1, 4)}
 
@@ -144,14 +146,23 @@ def test_comparison_table(tmp_path):
 
 def test_a_resumed_run_summarizes_like_an_uninterrupted_one(tmp_path):
     texts = ["<answer>4</answer>", "it is 4", "<answer>5</answer>"]
+    rewards = build(
+        RewardsConfig,
+        {
+            "fns": [{"name": "answer_match", "weight": 1.0, "params": {"mode": "strict"}}],
+            "on_error": "raise",
+            "correctness": "answer_match",
+        },
+        "rewards",
+    )
+    verifier = verifier_for(rewards, DEFAULT_MARKERS)
     records = [
         score_question(
             question_id=f"q{i}",
             row={"question": f"{i}?", "answer": "4"},
             greedy=Generations(texts[i % 3 : i % 3 + 1], [3], [False]),
             sampled=Generations(texts, [3, 4, 5], [False, False, i == 2]),
-            verifier=answer_correct,
-            markers=DEFAULT_MARKERS,
+            verifier=verifier,
         )
         for i in range(5)
     ]
@@ -169,3 +180,6 @@ def test_a_resumed_run_summarizes_like_an_uninterrupted_one(tmp_path):
     stats = {"ks": (1, 3), "confidence": 0.9, "num_resamples": 200, "seed": 1}
     assert resumed == records
     assert summarize(resumed, **stats) == summarize(records, **stats)
+    # The vote keys maj@k reads come back from the file too.
+    assert [r["sampled"]["vote_strict"] for r in resumed] == [["4", None, "5"]] * 5
+    assert "sampled/maj@3_strict" in summarize(resumed, **stats)["metrics"]

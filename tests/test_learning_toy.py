@@ -11,14 +11,15 @@ import pytest
 from tiny_rl import LORA, VOCAB, fast_compile, loss_config, optim_config, tiny_model
 
 from rlvr_jax.models import left_padded_positions
-from rlvr_jax.models.lora import init_lora
 from rlvr_jax.optim import make_optimizer, make_schedule
-from rlvr_jax.parallel import MeshConfig, make_mesh, param_shardings
+from rlvr_jax.parallel import MeshConfig, make_mesh
+from rlvr_jax.policy import Policy
 from rlvr_jax.rl.policy_logprobs import completion_logprobs
 from rlvr_jax.rl.train_batch import make_train_batch
 from rlvr_jax.rl.train_state import init_train_state, step_rng
 from rlvr_jax.rl.train_step import TrainStepConfig, make_rollout_scorer, make_train_step
-from rlvr_jax.sampling import SamplingConfig, generate
+from rlvr_jax.rng_streams import EVAL, ROLLOUT
+from rlvr_jax.sampling import SamplingConfig, SpecialTokens
 from rlvr_jax.sampling.prompts import left_pad
 
 GROUP = 8
@@ -56,31 +57,39 @@ def test_grpo_learns_to_emit_the_rewarded_token():
     assert p0 < 0.05
 
     mesh = make_mesh(MeshConfig(data=1, fsdp=-1), jax.devices()[:1])
-    base = jax.device_put(params, param_shardings(params, mesh))
+    policy = Policy.create(model, params, "lora", LORA, mesh, has_reference=False)
     optim = optim_config(learning_rate=0.05)
     optimizer = make_optimizer(optim)
-    lora = init_lora(params, LORA, jax.random.key(1))
-    state = init_train_state(lora, optimizer, jax.random.key(0), mesh)
+    state = init_train_state(
+        policy.init_trainable(jax.random.key(1)), optimizer, jax.random.key(0), mesh
+    )
     loss_cfg = loss_config("grpo")
-    step_cfg = TrainStepConfig("lora", num_microbatches=2, num_iterations=1, group_size=GROUP)
-    scorer = make_rollout_scorer(model, loss_cfg, step_cfg, mesh, state, base)
-    step = make_train_step(
-        model, loss_cfg, step_cfg, optimizer, make_schedule(optim), mesh, state, base
-    )
+    step_cfg = TrainStepConfig(num_microbatches=2, num_iterations=1, group_size=GROUP)
+    scorer = make_rollout_scorer(policy, loss_cfg, step_cfg, state)
+    step = make_train_step(policy, loss_cfg, step_cfg, optimizer, make_schedule(optim), state)
     sampling = SamplingConfig(
-        max_new_tokens=2, temperature=1.0, num_samples=GROUP, prompt_buckets=(8,)
+        num_samples=GROUP,
+        max_new_tokens=2,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        extra_stop_token_ids=(),
+        prompt_buckets=(8,),
     )
+    no_stops = SpecialTokens(stop_token_ids=(), pad_token_id=0)
 
     mean_rewards = []
     for i in range(STEPS):
-        completions = generate(model, base, state.trainable, PROMPTS, step_rng(state, 0), sampling)
+        completions = policy.sample(
+            state.trainable, PROMPTS, step_rng(state, ROLLOUT), sampling, no_stops
+        )
         rewards = (np.asarray(completions.ids)[:, 0] == target).astype(np.float32)
         mean_rewards.append(float(rewards.mean()))
         batch, rollout_metrics = make_train_batch(completions, rewards, mesh, GROUP, "grpo", 1e-4)
         if i == 0:  # the step's teacher-forced logprobs are the sampler's
             logp, _ = jax.jit(completion_logprobs, static_argnums=0)(
                 model,
-                {"params": base, "lora": state.trainable},
+                policy.live_variables(state.trainable),
                 *(batch[k] for k in ("prompt_ids", "prompt_mask", "completion_ids")),
                 batch["completion_mask"],
             )
@@ -89,8 +98,8 @@ def test_grpo_learns_to_emit_the_rewarded_token():
         state, metrics = step(state, scorer(state, batch))
         assert np.isfinite(float(metrics["loss"]))
 
-    completions = generate(
-        model, base, state.trainable, PROMPTS * 8, step_rng(state, 1), sampling
+    completions = policy.sample(
+        state.trainable, PROMPTS * 8, step_rng(state, EVAL), sampling, no_stops
     )  # 256 fresh samples
     final = float(np.mean(np.asarray(completions.ids)[:, 0] == target))
     history = " ".join(f"{r:.2f}" for r in mean_rewards)

@@ -8,12 +8,29 @@ import numpy as np
 import pytest
 
 from rlvr_jax.models import Decoder, DecoderConfig, RopeConfig, left_padded_positions
-from rlvr_jax.sampling import SamplingConfig, generate, generate_padded
+from rlvr_jax.models.lora import LoraConfig, init_lora, merge_lora
+from rlvr_jax.sampling import SamplingConfig, SpecialTokens, generate, generate_padded
 from rlvr_jax.sampling.filters import sampling_logits
 from rlvr_jax.sampling.generate import _inverse_cdf_sample
 
 VOCAB = 67
 PROMPTS = [[5, 9, 11, 3, 20, 7, 8], [4, 4, 30], [12, 40, 41, 42, 43], [60]]
+NO_STOPS = SpecialTokens(stop_token_ids=(), pad_token_id=0)
+KEY = jax.random.key(5)
+
+
+def sampling(**overrides) -> SamplingConfig:
+    """A SamplingConfig with every field explicit: one plain sample, no filters, no stops."""
+    values = {
+        "num_samples": 1,
+        "max_new_tokens": 8,
+        "temperature": 1.0,
+        "top_k": 0,
+        "top_p": 1.0,
+        "extra_stop_token_ids": (),
+        "prompt_buckets": (8, 16),
+    }
+    return SamplingConfig(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +65,8 @@ def _full_forward_logits(model, params, tokens_BT, mask_BT):
 def test_greedy_equals_argmax_of_full_forwards(tiny):
     model, params = tiny
     L = 12
-    cfg = SamplingConfig(max_new_tokens=L, temperature=0.0, prompt_buckets=(8, 16))
-    out = generate(model, params, None, PROMPTS, jax.random.key(1), cfg)
+    cfg = sampling(max_new_tokens=L, temperature=0.0, prompt_buckets=(8, 16))
+    out = generate(model, {"params": params}, PROMPTS, jax.random.key(1), cfg, NO_STOPS)
     tokens = np.asarray(out.prompt_ids)
     mask = np.asarray(out.prompt_mask)
     for _ in range(L):  # step by step, no cache, whole sequence every time
@@ -64,10 +81,8 @@ def test_greedy_equals_argmax_of_full_forwards(tiny):
 
 def test_policy_logprobs_equal_teacher_forced(tiny):
     model, params = tiny
-    cfg = SamplingConfig(
-        max_new_tokens=10, temperature=0.7, top_k=20, num_samples=3, prompt_buckets=(8,)
-    )
-    out = generate(model, params, None, PROMPTS, jax.random.key(2), cfg)
+    cfg = sampling(max_new_tokens=10, temperature=0.7, top_k=20, num_samples=3, prompt_buckets=(8,))
+    out = generate(model, {"params": params}, PROMPTS, jax.random.key(2), cfg, NO_STOPS)
     tokens = jnp.concatenate([out.prompt_ids, out.ids], axis=1)
     mask = jnp.concatenate([out.prompt_mask, out.mask], axis=1)
     logits = _full_forward_logits(model, params, tokens, mask)
@@ -82,30 +97,39 @@ def test_policy_logprobs_equal_teacher_forced(tiny):
 
 def test_samples_per_prompt_share_the_prompt(tiny):
     model, params = tiny
-    cfg = SamplingConfig(max_new_tokens=6, temperature=1.0, num_samples=4, prompt_buckets=(8,))
-    out = generate(model, params, None, PROMPTS, jax.random.key(3), cfg)
+    cfg = sampling(max_new_tokens=6, temperature=1.0, num_samples=4, prompt_buckets=(8,))
+    out = generate(model, {"params": params}, PROMPTS, jax.random.key(3), cfg, NO_STOPS)
     ids = np.asarray(out.ids).reshape(len(PROMPTS), 4, -1)
     prompt_ids = np.asarray(out.prompt_ids).reshape(len(PROMPTS), 4, -1)
     assert np.all(prompt_ids == prompt_ids[:, :1])
     assert any(len({tuple(r) for r in group}) > 1 for group in ids), "samples never differ"
 
 
-def test_stop_tokens_end_rows_and_mask_the_rest(tiny):
+@pytest.mark.parametrize("source", ["tokenizer", "extra", "both"])
+def test_stop_tokens_end_rows_and_mask_the_rest(tiny, source):
+    """Stop ids are the tokenizer's and `extra_stop_token_ids`, together; pad fills the rest."""
     model, params = tiny
-    greedy = SamplingConfig(max_new_tokens=12, temperature=0.0, prompt_buckets=(8,))
-    free = generate(model, params, None, PROMPTS, jax.random.key(0), greedy)
+    greedy = sampling(max_new_tokens=12, temperature=0.0, prompt_buckets=(8,))
+    free = generate(model, {"params": params}, PROMPTS, jax.random.key(0), greedy, NO_STOPS)
     free_ids = np.asarray(free.ids)
     # Use the tokens greedy emits at steps 2 and 4 of rows 0 and 1 as stop tokens.
     stops = (int(free_ids[0, 2]), int(free_ids[1, 4]))
-    cfg = SamplingConfig(
+    tokenizer_stops, extra_stops = {
+        "tokenizer": (stops, ()),
+        "extra": ((), stops),
+        "both": (stops[:1], stops[1:]),
+    }[source]
+    pad = 0 if source != "both" else VOCAB - 1  # a pad id that is not 0 as well
+    cfg = sampling(
         max_new_tokens=12,
         temperature=0.0,
-        stop_token_ids=stops,
-        pad_token_id=0,
+        extra_stop_token_ids=extra_stops,
         prompt_buckets=(8,),
     )
-    out = generate(model, params, None, PROMPTS, jax.random.key(0), cfg)
+    tokens = SpecialTokens(stop_token_ids=tokenizer_stops, pad_token_id=pad)
+    out = generate(model, {"params": params}, PROMPTS, jax.random.key(0), cfg, tokens)
     ids, mask = np.asarray(out.ids), np.asarray(out.mask)
+    assert not np.all(np.asarray(out.truncated)), "no row stopped"
     for row in range(len(PROMPTS)):
         hits = np.flatnonzero(np.isin(free_ids[row], stops))
         expected_len = hits[0] + 1 if hits.size else 12
@@ -113,35 +137,58 @@ def test_stop_tokens_end_rows_and_mask_the_rest(tiny):
         assert bool(out.truncated[row]) == (hits.size == 0)
         np.testing.assert_array_equal(ids[row, :expected_len], free_ids[row, :expected_len])
         assert np.all(mask[row, :expected_len] == 1) and np.all(mask[row, expected_len:] == 0)
-        assert np.all(ids[row, expected_len:] == 0)
+        assert np.all(ids[row, expected_len:] == pad)
         assert np.all(np.asarray(out.logprobs)[row, expected_len:] == 0)
+
+
+def test_lora_variables_sample_like_the_merged_model(tiny):
+    """The sampler runs the variables it is given: a `lora` collection changes the policy."""
+    model, params = tiny
+    cfg = sampling(max_new_tokens=8, temperature=0.0, prompt_buckets=(8,))
+    lora = init_lora(
+        params, LoraConfig(rank=2, alpha=2.0, targets=("q", "v", "up"), rslora=False), KEY
+    )
+    lora = jax.tree.map(lambda x: x + 0.5 * jax.random.normal(KEY, x.shape, x.dtype), lora)
+    merged = merge_lora(params, lora, model.lora_scale)
+    adapted = generate(model, {"params": params, "lora": lora}, PROMPTS, KEY, cfg, NO_STOPS)
+    reference = generate(model, {"params": merged}, PROMPTS, KEY, cfg, NO_STOPS)
+    base = generate(model, {"params": params}, PROMPTS, KEY, cfg, NO_STOPS)
+    np.testing.assert_array_equal(np.asarray(adapted.ids), np.asarray(reference.ids))
+    np.testing.assert_allclose(
+        np.asarray(adapted.logprobs), np.asarray(reference.logprobs), atol=1e-4
+    )
+    assert np.any(np.asarray(adapted.ids) != np.asarray(base.ids)), "LoRA changed nothing"
 
 
 def test_same_bucket_does_not_recompile(tiny):
     model, params = tiny
-    cfg = SamplingConfig(max_new_tokens=4, temperature=1.0, prompt_buckets=(8, 16))
-    generate(model, params, None, [[1, 2, 3]], jax.random.key(0), cfg)
+    cfg = sampling(max_new_tokens=4, temperature=1.0, prompt_buckets=(8, 16))
+    generate(model, {"params": params}, [[1, 2, 3]], jax.random.key(0), cfg, NO_STOPS)
     before = generate_padded._cache_size()
-    generate(model, params, None, [[1, 2, 3, 4, 5, 6]], jax.random.key(1), cfg)
-    generate(model, params, None, [[7]], jax.random.key(2), cfg)
+    generate(model, {"params": params}, [[1, 2, 3, 4, 5, 6]], jax.random.key(1), cfg, NO_STOPS)
+    generate(model, {"params": params}, [[7]], jax.random.key(2), cfg, NO_STOPS)
     assert generate_padded._cache_size() == before
-    generate(model, params, None, [list(range(1, 12))], jax.random.key(3), cfg)  # bucket 16
+    generate(
+        model, {"params": params}, [list(range(1, 12))], jax.random.key(3), cfg, NO_STOPS
+    )  # bucket 16
     assert generate_padded._cache_size() == before + 1
 
 
 def test_prompt_longer_than_buckets_is_a_clear_error(tiny):
     model, params = tiny
-    cfg = SamplingConfig(max_new_tokens=4, prompt_buckets=(4,))
+    cfg = sampling(max_new_tokens=4, prompt_buckets=(4,))
     with pytest.raises(ValueError, match="prompt_buckets"):
-        generate(model, params, None, [[1, 2, 3, 4, 5]], jax.random.key(0), cfg)
+        generate(model, {"params": params}, [[1, 2, 3, 4, 5]], jax.random.key(0), cfg, NO_STOPS)
 
 
 def test_bfloat16_greedy_runs_and_mostly_agrees(tiny):
     model, params = tiny
-    cfg = SamplingConfig(max_new_tokens=8, temperature=0.0, prompt_buckets=(8,))
+    cfg = sampling(max_new_tokens=8, temperature=0.0, prompt_buckets=(8,))
     p16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
-    a = np.asarray(generate(model, params, None, PROMPTS, jax.random.key(0), cfg).ids)
-    b = np.asarray(generate(model, p16, None, PROMPTS, jax.random.key(0), cfg).ids)
+    a = np.asarray(
+        generate(model, {"params": params}, PROMPTS, jax.random.key(0), cfg, NO_STOPS).ids
+    )
+    b = np.asarray(generate(model, {"params": p16}, PROMPTS, jax.random.key(0), cfg, NO_STOPS).ids)
     assert (a[:, :2] == b[:, :2]).mean() >= 0.75
 
 
@@ -190,7 +237,7 @@ def _target(temperature=1.0, top_k=0, top_p=1.0) -> np.ndarray:
     ],
 )
 def test_sampling_frequencies_match_target(temperature, top_k, top_p, block):
-    cfg = SamplingConfig(max_new_tokens=1, temperature=temperature, top_k=top_k, top_p=top_p)
+    cfg = sampling(max_new_tokens=1, temperature=temperature, top_k=top_k, top_p=top_p)
     empirical, target = _empirical(cfg, block), _target(temperature, top_k, top_p)
     assert np.all(empirical[target == 0] == 0), "a filtered-out token was sampled"
     # Chi-square goodness of fit over the kept tokens; 99.9% critical values for df <= 7.

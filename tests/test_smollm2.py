@@ -8,7 +8,7 @@ import pytest
 
 from rlvr_jax.models import load_model, render_chat
 from rlvr_jax.models.gguf import locate_smollm2_gguf
-from rlvr_jax.sampling import SamplingConfig, generate
+from rlvr_jax.sampling import SamplingConfig, SpecialTokens, generate
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +20,20 @@ CHATS = [
     ],
     [{"role": "user", "content": "Write one sentence about the sea.\n\nThen stop."}],
 ]
+
+
+def sampling(**overrides) -> SamplingConfig:
+    """A SamplingConfig with every field explicit: one sample, no filters, no extra stops."""
+    values = {
+        "num_samples": 1,
+        "max_new_tokens": 32,
+        "temperature": 1.0,
+        "top_k": 0,
+        "top_p": 1.0,
+        "extra_stop_token_ids": (),
+        "prompt_buckets": (64, 128, 256, 512, 1024, 2048),
+    }
+    return SamplingConfig(**{**values, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +83,10 @@ def test_greedy_continuation_identical(ours, hf_model):
 
     model, params, tokenizer = ours
     eos = tokenizer.eos_token_id
-    cfg = SamplingConfig(
-        max_new_tokens=32, temperature=0.0, stop_token_ids=(eos,), pad_token_id=eos
-    )
+    cfg = sampling(max_new_tokens=32, temperature=0.0)
+    tokens = SpecialTokens(stop_token_ids=(eos,), pad_token_id=eos)
     prompts = [render_chat(tokenizer, chat) for chat in CHATS]
-    out = generate(model, params, None, prompts, jax.random.key(0), cfg)
+    out = generate(model, {"params": params}, prompts, jax.random.key(0), cfg, tokens)
     for row, prompt in enumerate(prompts):
         with torch.no_grad():
             ref = hf_model.generate(

@@ -21,12 +21,13 @@ from tiny_rl import (
     nonzero_lora,
     optim_config,
     tiny_model,
+    tiny_policy,
 )
 
 from rlvr_jax.models import left_padded_positions
 from rlvr_jax.models.lora import init_lora
 from rlvr_jax.optim import make_optimizer, make_schedule
-from rlvr_jax.parallel import MeshConfig, make_mesh, param_shardings, shard_batch
+from rlvr_jax.parallel import MeshConfig, make_mesh, shard_batch
 from rlvr_jax.rl.train_state import init_train_state
 from rlvr_jax.rl.train_step import TrainStepConfig, make_rollout_scorer, make_train_step
 
@@ -52,15 +53,13 @@ def to_host(tree):
     return jax.tree.map(np.asarray, tree)
 
 
-def run_step(mesh, trainable, loss_cfg, step_cfg, batch, optimizer=SGD, schedule=constant_lr):
+def run_step(mesh, mode, trainable, loss_cfg, step_cfg, batch, optimizer=SGD, schedule=constant_lr):
     """Scorer + one step; returns (trainable before, state after, metrics, batch, step, scorer)."""
-    model, params = tiny_model()
-    base = None if step_cfg.trainable == "full" else params
-    ref = params if step_cfg.trainable == "full" and loss_cfg.beta > 0 else base
+    policy = tiny_policy(mode, mesh, has_reference=loss_cfg.beta > 0)
     state = init_train_state(trainable, optimizer, jax.random.key(0), mesh)
     before = to_host(state.trainable)
-    step = make_train_step(model, loss_cfg, step_cfg, optimizer, schedule, mesh, state, base)
-    scorer = make_rollout_scorer(model, loss_cfg, step_cfg, mesh, state, ref)
+    step = make_train_step(policy, loss_cfg, step_cfg, optimizer, schedule, state)
+    scorer = make_rollout_scorer(policy, loss_cfg, step_cfg, state)
     batch = scorer(state, shard_batch(batch, mesh))
     new_state, metrics = step(state, batch)
     return before, new_state, to_host(metrics), batch, step, scorer
@@ -88,8 +87,8 @@ def test_mu1_beta0_is_the_reinforce_gradient(mesh, loss_type):
     host = host_batch()  # its placeholder old_logprobs must be ignored at mu = 1
     del host["ref_logprobs"]
     loss_cfg = loss_config(loss_type, beta=0.0)
-    step_cfg = TrainStepConfig("lora", num_microbatches=2, num_iterations=1, group_size=1)
-    before, state, metrics, *_ = run_step(mesh, lora, loss_cfg, step_cfg, host)
+    step_cfg = TrainStepConfig(num_microbatches=2, num_iterations=1, group_size=1)
+    before, state, metrics, *_ = run_step(mesh, "lora", lora, loss_cfg, step_cfg, host)
     grads = jax.tree.map(lambda old, new: old - np.asarray(new), before, state.trainable)
 
     m = host["completion_mask"].astype(np.float32)
@@ -122,10 +121,10 @@ def test_microbatch_split_does_not_change_the_update(mesh, loss_type):
     # clips are active and the KL term is large. The scorer is not used here.
     runs = {}
     for m in (1, 2, 4):
-        step_cfg = TrainStepConfig("lora", num_microbatches=m, num_iterations=2, group_size=1)
-        model = tiny_model()[0]
+        step_cfg = TrainStepConfig(num_microbatches=m, num_iterations=2, group_size=1)
+        policy = tiny_policy("lora", mesh, has_reference=True)
         state = init_train_state(lora, SGD, jax.random.key(0), mesh)
-        step = make_train_step(model, loss_cfg, step_cfg, SGD, constant_lr, mesh, state, params)
+        step = make_train_step(policy, loss_cfg, step_cfg, SGD, constant_lr, state)
         new_state, metrics = step(state, shard_batch(host_batch(), mesh))
         runs[m] = (to_host(new_state.trainable), to_host(metrics))
     one_trainable, one_metrics = runs[1]
@@ -146,8 +145,8 @@ def test_zero_b_reference_equals_policy_and_kl_is_zero(mesh):
     _, params = tiny_model()
     lora = init_lora(params, LORA, jax.random.key(3))  # b = 0
     loss_cfg = loss_config("grpo", beta=0.04)
-    step_cfg = TrainStepConfig("lora", num_microbatches=2, num_iterations=2, group_size=1)
-    _, _, metrics, batch, *_ = run_step(mesh, lora, loss_cfg, step_cfg, host_batch())
+    step_cfg = TrainStepConfig(num_microbatches=2, num_iterations=2, group_size=1)
+    _, _, metrics, batch, *_ = run_step(mesh, "lora", lora, loss_cfg, step_cfg, host_batch())
     old, ref = np.asarray(batch["old_logprobs"]), np.asarray(batch["ref_logprobs"])
     np.testing.assert_array_equal(old, ref)
     assert np.all(old[host_batch()["completion_mask"] == 1] < 0)
@@ -158,11 +157,11 @@ def test_zero_b_reference_equals_policy_and_kl_is_zero(mesh):
 def test_full_finetuning_trains_every_param_against_the_initial_copy(mesh):
     _, params = tiny_model()
     loss_cfg = loss_config("dapo", beta=0.04)
-    step_cfg = TrainStepConfig("full", num_microbatches=1, num_iterations=1, group_size=1)
+    step_cfg = TrainStepConfig(num_microbatches=1, num_iterations=1, group_size=1)
     optim = optim_config(learning_rate=1e-2)
     optimizer = make_optimizer(optim)
     before, state, metrics, batch, step, scorer = run_step(
-        mesh, params, loss_cfg, step_cfg, host_batch(), optimizer, make_schedule(optim)
+        mesh, "full", params, loss_cfg, step_cfg, host_batch(), optimizer, make_schedule(optim)
     )
     assert metrics["kl/mean"] == pytest.approx(0.0, abs=1e-6)  # step 0: policy == reference
     assert metrics["optim/lr"] == pytest.approx(1e-2)
@@ -177,14 +176,12 @@ def test_full_finetuning_trains_every_param_against_the_initial_copy(mesh):
 
 
 def test_state_is_donated_and_the_step_compiles_once(mesh):
-    model, params = tiny_model()
+    policy = tiny_policy("lora", mesh, has_reference=False)
     loss_cfg = loss_config("grpo")
-    step_cfg = TrainStepConfig("lora", num_microbatches=1, num_iterations=1, group_size=1)
-    state = init_train_state(
-        init_lora(params, LORA, jax.random.key(0)), SGD, jax.random.key(0), mesh
-    )
-    base = jax.device_put(params, param_shardings(params, mesh))
-    step = make_train_step(model, loss_cfg, step_cfg, SGD, constant_lr, mesh, state, base)
+    step_cfg = TrainStepConfig(num_microbatches=1, num_iterations=1, group_size=1)
+    state = init_train_state(policy.init_trainable(jax.random.key(0)), SGD, jax.random.key(0), mesh)
+    base = policy.frozen
+    step = make_train_step(policy, loss_cfg, step_cfg, SGD, constant_lr, state)
     batch = shard_batch(host_batch(), mesh)
     new_state, _ = step(state, batch)
     assert all(x.is_deleted() for x in jax.tree.leaves(state))
@@ -197,23 +194,19 @@ def test_state_is_donated_and_the_step_compiles_once(mesh):
 
 
 def test_missing_batch_fields_and_bad_configs_are_named(mesh):
-    model, params = tiny_model()
-    lora = init_lora(params, LORA, jax.random.key(0))
-    state = init_train_state(lora, SGD, jax.random.key(0), mesh)
-    step_cfg = TrainStepConfig("lora", num_microbatches=1, num_iterations=2, group_size=1)
-    step = make_train_step(
-        model, loss_config("grpo"), step_cfg, SGD, constant_lr, mesh, state, params
-    )
+    policy = tiny_policy("lora", mesh, has_reference=False)
+    state = init_train_state(policy.init_trainable(jax.random.key(0)), SGD, jax.random.key(0), mesh)
+    step_cfg = TrainStepConfig(num_microbatches=1, num_iterations=2, group_size=1)
+    step = make_train_step(policy, loss_config("grpo"), step_cfg, SGD, constant_lr, state)
     batch = {k: v for k, v in host_batch().items() if k != "old_logprobs"}
     with pytest.raises(ValueError, match=r"missing \['old_logprobs \(rl.num_iterations > 1"):
         step(state, shard_batch(batch, mesh))
-    with pytest.raises(ValueError, match="needs the frozen base"):
-        make_train_step(model, loss_config("grpo"), step_cfg, SGD, constant_lr, mesh, state, None)
-    full = dataclasses.replace(step_cfg, trainable="full")
-    with pytest.raises(ValueError, match="needs the reference params"):
-        make_rollout_scorer(model, loss_config("grpo", beta=0.1), full, mesh, state, None)
+    # The scorer's reference and the loss's KL term must agree.
+    with pytest.raises(ValueError, match=r"rl.beta = 0.1: the policy was built with has_reference"):
+        make_rollout_scorer(policy, loss_config("grpo", beta=0.1), step_cfg, state)
+    with pytest.raises(ValueError, match="rl.trainable: unknown mode 'qlora'"):
+        tiny_policy("qlora", mesh, has_reference=False)
     for fields, key in [
-        (dict(trainable="qlora"), "rl.trainable"),
         (dict(num_microbatches=0), "rl.num_microbatches"),
         (dict(num_iterations=0), "rl.num_iterations"),
     ]:
@@ -231,14 +224,14 @@ def test_shared_prompts_give_the_same_update(mesh, num_microbatches):
     runs = {}
     for group_size in (1, 4):
         step_cfg = TrainStepConfig(
-            "lora", num_microbatches=num_microbatches, num_iterations=2, group_size=group_size
+            num_microbatches=num_microbatches, num_iterations=2, group_size=group_size
         )
         assert step_cfg.rows_per_prompt == (4 // num_microbatches if group_size == 4 else 1)
-        model = tiny_model()[0]
+        policy = tiny_policy("lora", mesh, has_reference=True)
         state = init_train_state(lora, SGD, jax.random.key(0), mesh)
-        scorer = make_rollout_scorer(model, loss_cfg, step_cfg, mesh, state, params)
+        scorer = make_rollout_scorer(policy, loss_cfg, step_cfg, state)
         batch = scorer(state, shard_batch(host, mesh))
-        step = make_train_step(model, loss_cfg, step_cfg, SGD, constant_lr, mesh, state, params)
+        step = make_train_step(policy, loss_cfg, step_cfg, SGD, constant_lr, state)
         new_state, metrics = step(state, batch)
         runs[group_size] = (to_host(batch), to_host(new_state.trainable), to_host(metrics))
     (batch1, lora1, metrics1), (batch4, lora4, metrics4) = runs[1], runs[4]

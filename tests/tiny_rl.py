@@ -17,6 +17,7 @@ import numpy as np
 from rlvr_jax.models import Decoder, DecoderConfig, RopeConfig
 from rlvr_jax.models.lora import LoraConfig, init_lora, lora_scale
 from rlvr_jax.optim import OptimConfig
+from rlvr_jax.policy import Policy
 from rlvr_jax.rl.losses import LossConfig
 
 VOCAB = 41
@@ -73,6 +74,12 @@ def tiny_model(lora_cfg: LoraConfig = LORA, seed: int = 0, num_layers: int = 1):
         return jnp.asarray(rng.normal(0.0, std, leaf.shape), leaf.dtype)
 
     return model, jax.tree_util.tree_map_with_path(draw, abstract)
+
+
+def tiny_policy(mode: str, mesh, has_reference: bool, num_layers: int = 1) -> Policy:
+    """The tiny model as a `Policy` on `mesh`: base = its params, LoRA shape `LORA`."""
+    model, params = tiny_model(num_layers=num_layers)
+    return Policy.create(model, params, mode, LORA, mesh, has_reference)
 
 
 @contextlib.contextmanager

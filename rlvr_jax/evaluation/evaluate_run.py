@@ -59,6 +59,8 @@ def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -
         "data": [exp.data.name, exp.data.path, exp.data.eval_split, len(rows)],
         "prompt": json.loads(json.dumps(exp.prompt.__dict__, default=str)),
         "eval": [exp.eval.num_samples, exp.eval.temperature, exp.eval.max_new_tokens],
+        # Records hold verdicts and vote keys: a change of verifier or its params re-scores.
+        "verifier": [exp.rewards.correctness, dict(exp.rewards.correctness_params())],
         "seed": exp.seed,
     }
     with IncrementalJsonl(out_dir / QUESTIONS, fingerprint=fingerprint) as results:

@@ -23,31 +23,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rlvr_jax.observers.base import Observer
+from rlvr_jax.registry import Registry
 
 if TYPE_CHECKING:
     from rlvr_jax.observers.config import ObserversConfig
 
 ObserverFactory = Callable[["ObserversConfig", "str | os.PathLike"], Observer]
 
-OBSERVERS: dict[str, ObserverFactory] = {}
-
-
-def register_observer(name: str) -> Callable[[ObserverFactory], ObserverFactory]:
-    """Decorator: register `factory` as the sink enabled by `observers.<name>`."""
-
-    def decorator(factory: ObserverFactory) -> ObserverFactory:
-        if name in OBSERVERS:
-            raise ValueError(f"observer {name!r} is already registered")
-        OBSERVERS[name] = factory
-        return factory
-
-    return decorator
+OBSERVERS: Registry[ObserverFactory] = Registry("observer", "observers")
+# @register_observer("jsonl"): the factory of the sink enabled by `observers.jsonl`.
+register_observer = OBSERVERS.register
 
 
 def get_observer(name: str) -> ObserverFactory:
     """The factory registered as `name`; an error naming the config key if there is none."""
-    if name not in OBSERVERS:
-        raise ValueError(
-            f"observers.{name}: no sink registered under this name; registered: {sorted(OBSERVERS)}"
-        )
-    return OBSERVERS[name]
+    return OBSERVERS.lookup(name, key=f"observers.{name}")

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from rlvr_jax.registry import Registry
+
 if TYPE_CHECKING:
     from rlvr_jax.tasks.config import DataConfig
 
@@ -30,19 +32,8 @@ Row = dict[str, Any]
 Which = Literal["train", "eval"]
 Loader = Callable[["DataConfig", Which], list[Row]]
 
-DATASETS: dict[str, Loader] = {}
-
-
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Decorator: register a loader under `name` (the value of `data.name`)."""
-
-    def decorator(loader: Loader) -> Loader:
-        if name in DATASETS:
-            raise ValueError(f"dataset {name!r} is already registered")
-        DATASETS[name] = loader
-        return loader
-
-    return decorator
+DATASETS: Registry[Loader] = Registry("dataset", "data.name")
+register_dataset = DATASETS.register  # @register_dataset("name"): a loader for `data.name`
 
 
 def keep_valid(
@@ -93,7 +84,7 @@ def load_rows(config: DataConfig, which: Which) -> list[Row]:
         raise ValueError(f"which: 'train' or 'eval', got {which!r}")
     if which == "eval" and not config.eval_split:
         raise ValueError("data.eval_split: empty, so this dataset has no eval split")
-    rows = DATASETS[config.name](config, which)
+    rows = DATASETS.lookup(config.name)(config, which)
     if which == "train" and config.shuffle:
         rows = shuffled(rows, config.seed)
     limit = config.max_samples if which == "train" else config.eval_max_samples
