@@ -10,6 +10,8 @@ Axis types are ``Auto``: sharding is propagated by XLA (GSPMD) from the ``in_sha
 ``out_shardings`` of ``jit``, so model code needs no sharding annotations.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import logging
 import math
@@ -206,21 +208,88 @@ def detect_cluster(environ: Mapping[str, str]) -> str | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class ProcessGroup:
+    """Where the coordinator listens, how many processes, which one this is (None: let
+    ``jax.distributed.initialize`` detect it from SLURM, Open MPI or Cloud TPU)."""
+
+    coordinator_address: str | None
+    num_processes: int | None
+    process_id: int | None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> ProcessGroup:
+        """JAX's own variables: ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
+        ``JAX_PROCESS_ID`` (``jax.distributed.initialize`` reads only the first itself)."""
+
+        def integer(key: str) -> int | None:
+            value = environ.get(key, "")
+            if not value:
+                return None
+            if not value.isdigit():
+                raise ValueError(f"{key}={value!r}: expected a non-negative integer")
+            return int(value)
+
+        return cls(
+            coordinator_address=environ.get("JAX_COORDINATOR_ADDRESS") or None,
+            num_processes=integer("JAX_NUM_PROCESSES"),
+            process_id=integer("JAX_PROCESS_ID"),
+        )
+
+    def merged(self, override: ProcessGroup) -> ProcessGroup:
+        """``override``'s values where set (command-line flags over the environment)."""
+        return ProcessGroup(
+            *(
+                mine if theirs is None else theirs
+                for mine, theirs in zip(
+                    dataclasses.astuple(self), dataclasses.astuple(override), strict=True
+                )
+            )
+        )
+
+    def check(self) -> None:
+        if self.coordinator_address and (self.num_processes is None or self.process_id is None):
+            raise ValueError(
+                f"coordinator address {self.coordinator_address!r} given without the process "
+                "count and id: set JAX_NUM_PROCESSES and JAX_PROCESS_ID (or --num_processes "
+                "and --process_id)"
+            )
+        known = self.num_processes is not None and self.process_id is not None
+        if known and not 0 <= self.process_id < self.num_processes:
+            raise ValueError(f"process id {self.process_id} not in [0, {self.num_processes})")
+
+
 def maybe_initialize_distributed(
-    enabled: bool | None, environ: Mapping[str, str] | None = None
+    enabled: bool | None,
+    environ: Mapping[str, str] | None = None,
+    flags: ProcessGroup | None = None,
 ) -> bool:
     """Calls ``jax.distributed.initialize()`` when asked, or, if ``enabled`` is None, when
-    :func:`detect_cluster` finds a multi-process launcher. Returns whether the distributed
-    system is initialized. Call it first, before any other JAX call touches the devices.
+    flags name a coordinator or :func:`detect_cluster` finds a multi-process launcher.
+    Returns whether the distributed system is initialized. Call it first, before any other
+    JAX call touches the devices.
+
+    The coordinator, process count and id come from ``flags`` (scripts' ``--coordinator``,
+    ``--num_processes``, ``--process_id``) over JAX's environment variables; left unset,
+    JAX detects SLURM, Open MPI and Cloud TPU itself. CPU processes exchange collectives
+    through gloo (the default CPU backend has none across processes).
     """
     if jax.distributed.is_initialized():
         return True
     if enabled is False:
         return False
+    environ = os.environ if environ is None else environ
+    group = ProcessGroup.from_environ(environ).merged(flags or ProcessGroup(None, None, None))
+    group.check()
     if enabled is None:
-        cluster = detect_cluster(os.environ if environ is None else environ)
+        cluster = "flags" if group.coordinator_address else detect_cluster(environ)
         if cluster is None:
             return False
         logger.info("multi-process launcher detected (%s): jax.distributed.initialize()", cluster)
-    jax.distributed.initialize()
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=group.coordinator_address,
+        num_processes=group.num_processes,
+        process_id=group.process_id,
+    )
     return True

@@ -39,6 +39,7 @@ from jax.sharding import Mesh
 
 from rlvr_jax.models.decoder import Decoder
 from rlvr_jax.models.lora import LoraConfig, init_lora
+from rlvr_jax.multihost import fetch_global, local_rows
 from rlvr_jax.parallel import place_params
 from rlvr_jax.sampling import Completions, SamplingConfig, SpecialTokens, generate
 
@@ -125,16 +126,25 @@ class Policy:
         cfg: SamplingConfig,
         tokens: SpecialTokens,
     ) -> Completions:
-        """Completions of the policy; `trainable=None` samples the base model itself."""
+        """Completions of the policy for this process's `prompts`, as host arrays of this
+        process's rows; `trainable=None` samples the base model itself.
+
+        Generation is data parallel on the policy's mesh (`sampling/generate.py`): rows
+        sharded over the batch axes, params with their train-step shardings.
+        """
         variables = (
             self.reference_variables(self.base)
             if trainable is None
             else self.live_variables(trainable)
         )
-        return generate(self.model, variables, prompts, rng, cfg, tokens)
+        out = generate(self.model, variables, prompts, rng, cfg, tokens, self.mesh)
+        return jax.tree.map(local_rows, out)
 
     def export_trees(self, trainable: PyTree) -> tuple[PyTree, PyTree | None]:
-        """Host copies of `(params, lora)`: base + LoRA tree, or the trained params alone."""
-        if self.is_lora:
-            return jax.device_get((self.base, trainable))
-        return jax.device_get(trainable), None
+        """Host copies of `(params, lora)`: base + LoRA tree, or the trained params alone.
+
+        A collective in a multi-process run (sharded leaves are gathered): call it on
+        every process.
+        """
+        trees = (self.base, trainable) if self.is_lora else (trainable, None)
+        return fetch_global(trees)

@@ -13,6 +13,10 @@ completion is sampled, decoded and judged the same way wherever it is counted:
 Rewards and the verifier are called through the reward registry (`rewards.combine`) with
 every row field, so a task whose verifier needs `numbers` and `target` (countdown) is
 scored in evaluation exactly as in training.
+
+In a multi-process run each process rolls out its own rows (sampling itself is one
+data-parallel program over all devices); `global_scores` gathers the scores of every
+process for metrics that must describe the whole batch.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from rlvr_jax.multihost import gather_rows
 from rlvr_jax.observers.metrics import timed
 from rlvr_jax.rewards import RewardOutput, rows_to_fields, score_completions
 from rlvr_jax.run_setup import RunSetup, decode_completions
@@ -69,3 +74,13 @@ def rollout(
         fields = rows_to_fields(rows, repeat=cfg.num_samples)
         scores = score_completions(run.rewards, texts, fields, completion_lengths=lengths.tolist())
     return Rollout(rows, completions, tuple(texts), fields, scores, seconds)
+
+
+def global_scores(scores: RewardOutput) -> RewardOutput:
+    """The scores of every process's rows, in global row order (this process's alone when
+    there is one process)."""
+    return RewardOutput(
+        per_fn={label: gather_rows(values) for label, values in scores.per_fn.items()},
+        total=gather_rows(scores.total),
+        correct=gather_rows(scores.correct),
+    )

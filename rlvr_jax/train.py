@@ -28,6 +28,7 @@ from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.evaluation.runner import evaluate
 from rlvr_jax.export import export_merged, export_peft_adapter
+from rlvr_jax.multihost import any_process, gather_rows
 from rlvr_jax.observers import make_observers
 from rlvr_jax.observers.compilations import CompilationCounter
 from rlvr_jax.observers.metrics import TOKENS_PER_S, memory_metrics
@@ -37,7 +38,7 @@ from rlvr_jax.rewards import reward_metrics
 from rlvr_jax.rl.train_batch import make_train_batch
 from rlvr_jax.rl.train_state import init_train_state, step_rng
 from rlvr_jax.rl.train_step import make_rollout_scorer, make_train_step
-from rlvr_jax.rollout import Rollout, rollout
+from rlvr_jax.rollout import Rollout, global_scores, rollout
 from rlvr_jax.run_setup import RunSetup, setup_run
 
 
@@ -105,7 +106,7 @@ def rl_step(run: RunSetup, state, rows: list[dict], train_step, scorer):
     exp = run.exp
     t_step = time.perf_counter()
     out = rollout(run, state.trainable, rows, step_rng(state, rng_streams.ROLLOUT), run.sampling)
-    num_tokens = float(np.sum(out.completions.lengths))
+    num_tokens = float(np.sum(gather_rows(out.completions.lengths)))  # every process's rows
     batch, batch_metrics = make_train_batch(
         out.completions,
         out.scores.total,
@@ -123,7 +124,7 @@ def rl_step(run: RunSetup, state, rows: list[dict], train_step, scorer):
     train_metrics = jax.device_get({**train_metrics, **batch_metrics})
     now = time.perf_counter()
     metrics = {
-        **reward_metrics(out.scores),
+        **reward_metrics(global_scores(out.scores)),
         **out.seconds,
         "throughput/sample_tokens_per_s": num_tokens / out.seconds["time/sample_s"],
         **{k: float(v) for k, v in train_metrics.items()},
@@ -187,30 +188,37 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
         if start_step == 0:
             maybe_evaluate(0)
         step, metrics = start_step, {}
+        stopping = False  # a stop request seen by any process: all stop after the same step
         with stop_requests() as stop, CompilationCounter() as compiles:
-            while step < exp.max_steps and not stop:
+            while step < exp.max_steps and not stopping:
                 before = compiles.snapshot()
                 state, metrics, samples = rl_step(run, state, next(iterator), train_step, scorer)
                 metrics |= compiles.metrics_since(before)
                 step += 1
                 check_finite(step, metrics)
                 observers.on_step_end(step, metrics, samples)
-                if step % exp.checkpoint.every_steps == 0 or step == exp.max_steps or stop:
+                stopping = any_process(bool(stop))
+                if step % exp.checkpoint.every_steps == 0 or step == exp.max_steps or stopping:
                     save(step)
                 maybe_evaluate(step)
-            if stop:
+            if stopping:
                 logging.warning(
-                    "stopped by %s after RL step %d (checkpoint saved)", stop["signal"], step
+                    "stopped by %s after RL step %d (checkpoint saved)",
+                    stop["signal"] if stop else "another process's stop request",
+                    step,
                 )
-        if step == exp.max_steps and is_main:
-            export(run, state.trainable, workdir / "export")
+        if step == exp.max_steps:
+            export(run, state.trainable, workdir / "export", is_main)
         observers.on_run_end(step, metrics)
         return metrics
 
 
-def export(run: RunSetup, trainable: Any, out: Path) -> None:
-    """A PEFT adapter (LoRA runs) and a merged HF checkpoint under `out`."""
+def export(run: RunSetup, trainable: Any, out: Path, is_main: bool) -> None:
+    """A PEFT adapter (LoRA runs) and a merged HF checkpoint under `out`, written by the
+    main process (every process must call it: gathering the trees is a collective)."""
     params, lora = run.policy.export_trees(trainable)
+    if not is_main:
+        return
     cfg = run.policy.model.cfg
     if lora is not None:
         export_peft_adapter(lora, run.exp.lora, cfg, out / "adapter", run.exp.model.checkpoint)

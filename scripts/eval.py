@@ -14,6 +14,8 @@ Results are written per question as they finish; rerunning the same command cont
 from absl import app, flags
 from ml_collections import config_flags
 
+from rlvr_jax.cli import initialize_distributed
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file.", lock_config=True
 )
@@ -25,6 +27,7 @@ flags.mark_flags_as_required(["config", "out"])
 
 def main(argv):
     del argv
+    initialize_distributed()
     from rlvr_jax.evaluation.evaluate_run import compare_dirs, evaluate_run
 
     if _COMPARE.value:

@@ -10,25 +10,18 @@ latest checkpoint in --workdir. Intentionally short: the logic lives in `rlvr_ja
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from rlvr_jax.parallel import maybe_initialize_distributed
+from rlvr_jax.cli import initialize_distributed
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, metrics and exports go here.")
-_DISTRIBUTED = flags.DEFINE_enum(
-    "distributed",
-    "auto",
-    ["auto", "on", "off"],
-    "jax.distributed.initialize(): 'auto' when a cluster launcher is detected.",
-)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     del argv
-    enabled = {"auto": None, "on": True, "off": False}[_DISTRIBUTED.value]
-    maybe_initialize_distributed(enabled)
+    initialize_distributed()
     import jax
 
     from rlvr_jax.train import train_and_evaluate

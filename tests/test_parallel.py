@@ -170,9 +170,39 @@ def test_detect_cluster(environ, expected):
 def test_maybe_initialize_distributed(monkeypatch, enabled, environ, called):
     calls = []
     monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
-    monkeypatch.setattr(jax.distributed, "initialize", lambda: calls.append(1))
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(jax.config, "update", lambda *a: None)  # keep this process's backend
     assert parallel.maybe_initialize_distributed(enabled, environ) is called
     assert len(calls) == int(called)
+    if called:  # SLURM / explicit: JAX detects the rest itself
+        assert calls[0] == dict(coordinator_address=None, num_processes=None, process_id=None)
+
+
+def test_jax_environment_variables_reach_initialize(monkeypatch):
+    """JAX_NUM_PROCESSES / JAX_PROCESS_ID are read here (jax.distributed does not read them:
+    "Number of processes must be defined"); flags override the environment."""
+    calls = []
+    monkeypatch.setattr(jax.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+    updates = []
+    monkeypatch.setattr(jax.config, "update", lambda *a: updates.append(a))
+    environ = {
+        "JAX_COORDINATOR_ADDRESS": "127.0.0.1:1234",
+        "JAX_NUM_PROCESSES": "2",
+        "JAX_PROCESS_ID": "1",
+    }
+    assert parallel.maybe_initialize_distributed(None, environ)
+    assert calls[-1] == dict(coordinator_address="127.0.0.1:1234", num_processes=2, process_id=1)
+    assert ("jax_cpu_collectives_implementation", "gloo") in updates
+    flags = parallel.ProcessGroup("10.0.0.1:99", None, 0)
+    assert parallel.maybe_initialize_distributed(None, environ, flags)
+    assert calls[-1] == dict(coordinator_address="10.0.0.1:99", num_processes=2, process_id=0)
+    with pytest.raises(ValueError, match="without the process count and id"):
+        parallel.maybe_initialize_distributed(None, {"JAX_COORDINATOR_ADDRESS": "h:1"})
+    with pytest.raises(ValueError, match="JAX_NUM_PROCESSES='two'"):
+        parallel.maybe_initialize_distributed(None, {**environ, "JAX_NUM_PROCESSES": "two"})
+    with pytest.raises(ValueError, match=r"process id 2 not in \[0, 2\)"):
+        parallel.maybe_initialize_distributed(None, {**environ, "JAX_PROCESS_ID": "2"})
 
 
 EIGHT_DEVICE_SCRIPT = textwrap.dedent(

@@ -201,7 +201,8 @@ DRAWS = 40_000
 def _empirical(cfg: SamplingConfig, block: int = 256) -> np.ndarray:
     logits = jnp.broadcast_to(jnp.asarray(LOGITS, jnp.float32), (DRAWS, LOGITS.size))
     probs = jax.nn.softmax(sampling_logits(logits, cfg), axis=-1)
-    tokens = _inverse_cdf_sample(probs, jax.random.key(42), block)
+    uniforms = jax.random.uniform(jax.random.key(42), (DRAWS, 2))
+    tokens = _inverse_cdf_sample(probs, uniforms, block)
     return np.bincount(np.asarray(tokens), minlength=LOGITS.size) / DRAWS
 
 

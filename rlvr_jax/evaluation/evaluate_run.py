@@ -7,6 +7,7 @@ finished, so a crash loses nothing and a rerun continues), `report.json` and `re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -63,7 +64,13 @@ def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -
         "verifier": [exp.rewards.correctness, dict(exp.rewards.correctness_params())],
         "seed": exp.seed,
     }
-    with IncrementalJsonl(out_dir / QUESTIONS, fingerprint=fingerprint) as results:
+    is_main = jax.process_index() == 0  # the only writer; every process samples
+    results_file = (
+        IncrementalJsonl(out_dir / QUESTIONS, fingerprint=fingerprint)
+        if is_main
+        else contextlib.nullcontext(None)
+    )
+    with results_file as results:
         records = generate_records(run, trainable, rows, results, seed=exp.seed)
     summary = summarize_records(run, records)
     meta = {
@@ -71,8 +78,9 @@ def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -
         "num_questions": len(rows),
         "config": json.loads(config.to_json_best_effort()),
     }
-    write_report(out_dir / REPORT_JSON, out_dir / REPORT_MD, summary=summary, meta=meta)
-    logging.info("evaluation of %s:\n%s", label, (out_dir / REPORT_MD).read_text())
+    if is_main:
+        write_report(out_dir / REPORT_JSON, out_dir / REPORT_MD, summary=summary, meta=meta)
+        logging.info("evaluation of %s:\n%s", label, (out_dir / REPORT_MD).read_text())
     return summary
 
 

@@ -6,6 +6,13 @@ the training rollout (`rollout.rollout`: the run's policy, prompts, rewards and
 verifier, every row field included); each question becomes a record
 (`scoring.score_question`) appended to an optional crash-safe JSONL, so a rerun skips
 what is already done. Metrics are `summarize`d from the records.
+
+Multi-process: every process holds all the rows; each batch of `eval.batch_size`
+questions (the last one padded with copies of its last row) is split into contiguous
+equal slices, one per process, that all processes sample together on the mesh; the
+records are gathered so every process returns the same list, and only the caller on
+process 0 passes a `results` file. The sampled rows sit at the same global row indices
+as in a one-process run, so the report is the same for any process count.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from rlvr_jax.evaluation.scoring import (
     summarize,
     verifier_for,
 )
+from rlvr_jax.multihost import gather_objects
 from rlvr_jax.rollout import rollout
 from rlvr_jax.run_setup import RunSetup
 
@@ -34,12 +42,13 @@ from rlvr_jax.run_setup import RunSetup
 def _generations(
     run: RunSetup,
     trainable: Any | None,
-    rows: list[dict],
+    batch_rows: list[dict],
     rng: jax.Array,
     num_samples: int,
     temperature: float,
 ) -> list[Generations]:
-    """Per row: Generations of `num_samples` completions at `temperature` (0 = greedy)."""
+    """This process's questions of the batch: Generations of `num_samples` completions at
+    `temperature` (0 = greedy) for each of its real (not padding) rows."""
     cfg = dataclasses.replace(
         run.sampling,
         num_samples=num_samples,
@@ -49,8 +58,10 @@ def _generations(
         max_new_tokens=run.exp.eval.max_new_tokens,
     )
     # A short last batch is padded with copies of its last row: one compiled shape.
-    padded = rows + [rows[-1]] * (run.exp.eval.batch_size - len(rows))
-    out = rollout(run, trainable, padded, rng, cfg)
+    size = run.exp.eval.batch_size
+    padded = batch_rows + [batch_rows[-1]] * (size - len(batch_rows))
+    start, stop = _process_slice(size)
+    out = rollout(run, trainable, padded[start:stop], rng, cfg)
     lengths, truncated = out.completions.lengths.tolist(), out.completions.truncated.tolist()
     n = num_samples
     return [
@@ -60,8 +71,19 @@ def _generations(
             truncated[i * n : (i + 1) * n],
             correct=out.scores.correct[i * n : (i + 1) * n].tolist(),
         )
-        for i in range(len(rows))
+        for i in range(max(0, min(stop, len(batch_rows)) - start))
     ]
+
+
+def _process_slice(batch_size: int) -> tuple[int, int]:
+    """[start, stop) of this process's contiguous share of a batch of `batch_size` rows."""
+    count = jax.process_count()
+    if batch_size % count:
+        raise ValueError(
+            f"eval.batch_size ({batch_size}) must be a multiple of the process count ({count})"
+        )
+    share = batch_size // count
+    return jax.process_index() * share, (jax.process_index() + 1) * share
 
 
 def generate_records(
@@ -73,11 +95,13 @@ def generate_records(
 ) -> list[dict[str, Any]]:
     """Records of all `rows` (reusing those already in `results`), in row order.
 
-    `trainable` is a train state's trainable tree; None evaluates the base model.
+    `trainable` is a train state's trainable tree; None evaluates the base model. Every
+    process must call it (sampling is one program over all devices); `results`, if any,
+    belongs to process 0, which shares what it holds with the others.
     """
     cfg = run.exp.eval
     verifier: TaskVerifier = verifier_for(run.exp.rewards, run.markers)
-    done = {r["id"]: r for r in results.records} if results is not None else {}
+    done = {r["id"]: r for r in gather_objects(results.records if results is not None else [])}
     ids = [question_id(i, row) for i, row in enumerate(rows)]
     todo = [i for i, qid in enumerate(ids) if qid not in done]
     if done:
@@ -88,18 +112,26 @@ def generate_records(
         batch_rows = [rows[i] for i in batch]
         greedy_key = rng_streams.stream_key(root, rng_streams.EVAL)  # unused by argmax
         greedy = _generations(run, trainable, batch_rows, greedy_key, 1, 0.0)
-        sampled = [None] * len(batch)
+        sampled = [None] * len(greedy)
         if cfg.num_samples:
             # Keyed by the block's first question: a resumed evaluation draws the same.
             key = rng_streams.counter_key(root, rng_streams.EVAL, batch[0])
             sampled = _generations(
                 run, trainable, batch_rows, key, cfg.num_samples, cfg.temperature
             )
-        for i, g, s in zip(batch, greedy, sampled, strict=True):
-            record = score_question(
-                question_id=ids[i], row=rows[i], greedy=g, sampled=s, verifier=verifier
+        first, _ = _process_slice(cfg.batch_size)
+        mine = [
+            score_question(
+                question_id=ids[batch[first + j]],
+                row=rows[batch[first + j]],
+                greedy=g,
+                sampled=s,
+                verifier=verifier,
             )
-            done[ids[i]] = record
+            for j, (g, s) in enumerate(zip(greedy, sampled, strict=True))
+        ]
+        for record in gather_objects(mine):  # every process's, in batch order
+            done[record["id"]] = record
             if results is not None:
                 results.append(record)
         logging.info("evaluation: %d / %d questions", len(done), len(rows))

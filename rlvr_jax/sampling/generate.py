@@ -11,6 +11,14 @@ Two log-probabilities are returned per generated token:
     (temperature, top-k and top-p applied); 0 for greedy decoding.
 The caller passes Flax variables (`Policy.variables`: the base with or without a LoRA
 tree); the sampler never decides which parameters make the policy.
+
+Data parallel on a mesh (`generate(..., mesh=mesh)`): each process passes its own
+prompts; they become one global [B, P] array sharded by prompt over the batch axes
+`('data', 'fsdp')`, the params keep their own (train step) shardings, and the cache, the
+decode loop and every output are sharded by row, so each device prefills and decodes only
+its B / n prompts and their G samples. Random draws are keyed by global row index
+(`fold_in(fold_in(rng, t), r)`), so the completions do not depend on the mesh shape or the
+process count.
 Shape letters (package table in `rlvr_jax/__init__.py`): B prompts, P prompt slots, G
 samples per prompt, R = B * G rows, L max new tokens, V vocab.
 """
@@ -24,9 +32,12 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, NamedSharding
 
 from rlvr_jax.models.decoder import Decoder
 from rlvr_jax.models.prefill import prefill_repeated
+from rlvr_jax.multihost import global_max
+from rlvr_jax.parallel import batch_sharding
 from rlvr_jax.sampling.config import SamplingConfig, SpecialTokens
 from rlvr_jax.sampling.filters import sampling_logits
 from rlvr_jax.sampling.prompts import left_pad
@@ -51,13 +62,35 @@ def generate(
     rng: jax.Array,
     cfg: SamplingConfig,
     tokens: SpecialTokens,
+    mesh: Mesh | None = None,
 ) -> Completions:
-    """Samples `cfg.num_samples` completions for each prompt (lists of token ids)."""
-    tokens_BP, mask_BP = left_pad(prompts, cfg.prompt_buckets, tokens.pad_token_id)
-    return generate_padded(model, variables, tokens_BP, mask_BP, rng, cfg, tokens)
+    """Samples `cfg.num_samples` completions for each prompt (lists of token ids).
+
+    Without a mesh: one device, the arrays as given. With `mesh`: `prompts` are this
+    process's (its device count must divide their number) and the result is a global
+    array sharded by row (module docstring); `multihost.local_rows` reads this
+    process's rows of it.
+    """
+    if mesh is None:
+        tokens_BP, mask_BP = left_pad(prompts, cfg.prompt_buckets, tokens.pad_token_id)
+        return generate_padded(model, variables, tokens_BP, mask_BP, rng, cfg, tokens)
+    local_devices = len([d for d in mesh.devices.flat if d.process_index == jax.process_index()])
+    if len(prompts) % local_devices:
+        raise ValueError(
+            f"sampling: {len(prompts)} prompts on this process do not split over its "
+            f"{local_devices} devices; make rl.prompts_per_step and eval.batch_size "
+            f"multiples of the device count ({mesh.size})"
+        )
+    longest = global_max(max((len(p) for p in prompts), default=0))
+    tokens_BP, mask_BP = left_pad(prompts, cfg.prompt_buckets, tokens.pad_token_id, longest)
+    rows = batch_sharding(mesh)
+    tokens_BP, mask_BP = (
+        jax.make_array_from_process_local_data(rows, x) for x in (tokens_BP, mask_BP)
+    )
+    return generate_padded(model, variables, tokens_BP, mask_BP, rng, cfg, tokens, rows)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "cfg", "tokens"))
+@functools.partial(jax.jit, static_argnames=("model", "cfg", "tokens", "rows"))
 def generate_padded(
     model: Decoder,
     variables: dict[str, Any],
@@ -66,15 +99,25 @@ def generate_padded(
     rng: jax.Array,
     cfg: SamplingConfig,
     tokens: SpecialTokens,
+    rows: NamedSharding | None = None,
 ) -> Completions:
-    """`generate` on prompts already left-padded to a bucket (jitted once per shape)."""
+    """`generate` on prompts already left-padded to a bucket (jitted once per shape).
+
+    `rows`: the sharding of every row-indexed array (prompts, cache, outputs), or None.
+    """
+
+    def by_row(x):
+        return x if rows is None else jax.lax.with_sharding_constraint(x, rows)
+
     B, P = tokens_BP.shape
     G, L = cfg.num_samples, cfg.max_new_tokens
     R = B * G
     pad_id = tokens.pad_token_id
     hidden_BPD, cache = prefill_repeated(model, variables, tokens_BP, mask_BP, P + L, G)
+    cache = jax.tree.map(lambda x: by_row(x) if x.ndim else x, cache)
     logits_BV = model.apply(variables, hidden_BPD[:, -1:], method=Decoder.logits)[:, 0]
-    logits_RV = jnp.repeat(logits_BV, G, axis=0)
+    logits_RV = by_row(jnp.repeat(logits_BV, G, axis=0))
+    row_ids_R = by_row(jnp.arange(R, dtype=jnp.int32))
     # Left padding: a prompt's last token sits at slot P - 1, its position is its length - 1.
     first_position_R = jnp.repeat(jnp.sum(mask_BP, axis=1, dtype=jnp.int32), G)
     stop_ids = jnp.asarray(
@@ -91,7 +134,7 @@ def generate_padded(
             scaled_RV = sampling_logits(logits_RV, cfg)
             max_R1 = jnp.max(scaled_RV, axis=-1, keepdims=True)
             weights_RV = jnp.exp(scaled_RV - max_R1)  # unnormalized q; 0 where filtered
-            token_R = _inverse_cdf_sample(weights_RV, step_rng)
+            token_R = _inverse_cdf_sample(weights_RV, _row_uniforms(step_rng, row_ids_R))
             logq_R = _at(scaled_RV, token_R) - max_R1[:, 0] - jnp.log(jnp.sum(weights_RV, axis=-1))
             if cfg.samples_from_policy:  # q = pi: the policy logprob is the same number
                 return token_R, logq_R, logq_R
@@ -125,31 +168,40 @@ def generate_padded(
         jnp.zeros((), jnp.int32),
         logits_RV,
         cache,
-        jnp.full((R, L), pad_id, jnp.int32),
-        jnp.zeros((R, L), bool),
-        jnp.zeros((R, L), jnp.float32),
-        jnp.zeros((R, L), jnp.float32),
-        jnp.zeros(R, bool),
+        by_row(jnp.full((R, L), pad_id, jnp.int32)),
+        by_row(jnp.zeros((R, L), bool)),
+        by_row(jnp.zeros((R, L), jnp.float32)),
+        by_row(jnp.zeros((R, L), jnp.float32)),
+        by_row(jnp.zeros(R, bool)),
     )
     _, _, _, ids_RL, mask_RL, logp_RL, logq_RL, done_R = jax.lax.while_loop(cond, body, init)
-    return Completions(
-        prompt_ids=jnp.repeat(tokens_BP, G, axis=0),
-        prompt_mask=jnp.repeat(mask_BP, G, axis=0),
-        ids=ids_RL,
-        mask=mask_RL.astype(jnp.int32),
-        logprobs=logp_RL,
-        sampling_logprobs=logq_RL,
-        lengths=jnp.sum(mask_RL, axis=1, dtype=jnp.int32),
-        truncated=~done_R,
+    return jax.tree.map(
+        by_row,
+        Completions(
+            prompt_ids=jnp.repeat(tokens_BP, G, axis=0),
+            prompt_mask=jnp.repeat(mask_BP, G, axis=0),
+            ids=ids_RL,
+            mask=mask_RL.astype(jnp.int32),
+            logprobs=logp_RL,
+            sampling_logprobs=logq_RL,
+            lengths=jnp.sum(mask_RL, axis=1, dtype=jnp.int32),
+            truncated=~done_R,
+        ),
     )
+
+
+def _row_uniforms(step_rng: jax.Array, row_ids_R: jax.Array) -> jax.Array:
+    """Two uniforms per row from a key of its own: draws independent of the row sharding."""
+    return jax.vmap(lambda r: jax.random.uniform(jax.random.fold_in(step_rng, r), (2,)))(row_ids_R)
 
 
 def _at(x_RV: jax.Array, index_R: jax.Array) -> jax.Array:
     return jnp.take_along_axis(x_RV, index_R[:, None], axis=-1)[:, 0]
 
 
-def _inverse_cdf_sample(weights_RV: jax.Array, rng: jax.Array, block: int = 256) -> jax.Array:
-    """A token per row with probability proportional to `weights_RV` (>= 0, some > 0 per row).
+def _inverse_cdf_sample(weights_RV: jax.Array, u_R2: jax.Array, block: int = 256) -> jax.Array:
+    """A token per row with probability proportional to `weights_RV` (>= 0, some > 0 per row),
+    from two uniforms in [0, 1) per row (`u_R2`).
 
     Two-level inverse CDF: a block of `block` tokens by the CDF of the block masses, then a
     token within it by the CDF of its weights, each with its own uniform. Exact, and it
@@ -162,7 +214,7 @@ def _inverse_cdf_sample(weights_RV: jax.Array, rng: jax.Array, block: int = 256)
     num_blocks = -(-V // block)
     padded_RV = jnp.pad(weights_RV, ((0, 0), (0, num_blocks * block - V)))
     blocks_RNK = padded_RV.reshape(R, num_blocks, block)
-    u_block_R1, u_token_R1 = jnp.split(jax.random.uniform(rng, (R, 2)), 2, axis=1)
+    u_block_R1, u_token_R1 = jnp.split(u_R2, 2, axis=1)
     block_R = _first_above(jnp.sum(blocks_RNK, axis=-1), u_block_R1)
     chosen_RK = jnp.take_along_axis(blocks_RNK, block_R[:, None, None], axis=1)[:, 0]
     return block_R * block + _first_above(chosen_RK, u_token_R1)
