@@ -77,7 +77,17 @@ def check_finite(step: int, metrics: dict[str, float]) -> None:
 
 
 def check_batch_fits_mesh(exp: ExperimentConfig, num_devices: int) -> None:
-    """Each micro-batch is split evenly over the mesh's devices (data and fsdp axes)."""
+    """Sampling gives each device whole prompts, and each micro-batch is split evenly over
+    the mesh's devices (data and fsdp axes): checked before anything loads."""
+    for key, prompts in (
+        ("rl.prompts_per_step", exp.rl.prompts_per_step),
+        ("eval.batch_size", exp.eval.batch_size),
+    ):
+        if prompts % num_devices:
+            raise ConfigError(
+                f"{key} ({prompts}) must be a multiple of the {num_devices} devices of the "
+                "mesh (mesh.data * mesh.fsdp): the sampler gives each device whole prompts"
+            )
     rows = exp.rl.prompts_per_step * exp.sampling.num_samples // exp.rl.num_microbatches
     if rows % num_devices:
         raise ConfigError(

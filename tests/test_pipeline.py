@@ -187,9 +187,17 @@ def test_unknown_reward_is_named():
 
 def test_batch_must_split_over_the_mesh():
     exp = ExperimentConfig.from_config_dict(tiny_config())  # 2 prompts x 4 samples = 8 rows
-    check_batch_fits_mesh(exp, 8)
-    with pytest.raises(ConfigError, match=r"rl\.prompts_per_step.*3 devices"):
-        check_batch_fits_mesh(exp, 3)
+    check_batch_fits_mesh(exp, 2)
+    with pytest.raises(
+        ConfigError, match=r"rl\.prompts_per_step \(2\) must be a multiple of the 8"
+    ):
+        check_batch_fits_mesh(exp, 8)  # 8 rows would split, 2 prompts do not
+    wide = ExperimentConfig.from_config_dict(tiny_config(**{"rl.prompts_per_step": 8}))
+    with pytest.raises(ConfigError, match=r"eval\.batch_size \(4\) must be a multiple of the 8"):
+        check_batch_fits_mesh(wide, 8)
+    micro = {"rl.prompts_per_step": 8, "eval.batch_size": 8, "rl.num_microbatches": 8}
+    with pytest.raises(ConfigError, match=r"a micro-batch of 4 rows"):
+        check_batch_fits_mesh(ExperimentConfig.from_config_dict(tiny_config(**micro)), 8)
 
 
 def test_unknown_override_fails_before_anything_runs(tmp_path):

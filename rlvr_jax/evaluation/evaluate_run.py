@@ -17,6 +17,7 @@ import jax
 
 from rlvr_jax import checkpoints
 from rlvr_jax.config import ExperimentConfig
+from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.evaluation.report import IncrementalJsonl, write_comparison, write_report
 from rlvr_jax.evaluation.runner import generate_records, summarize_records
 from rlvr_jax.evaluation.scoring import compare_runs
@@ -49,6 +50,12 @@ def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -
     if not exp.data.eval_split:
         raise ValueError("data.eval_split: empty; name the split to evaluate")
     mesh = make_mesh(exp.mesh)
+    if exp.eval.batch_size % mesh.size:
+        raise ConfigError(
+            f"eval.batch_size ({exp.eval.batch_size}) must be a multiple of the {mesh.size} "
+            "devices of the mesh (mesh.data * mesh.fsdp): the sampler gives each device "
+            "whole prompts"
+        )
     run = setup_run(exp, mesh)
     trainable, label = _trainable(run, Path(workdir) if workdir else None)
     rows = list(run.eval_rows)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding
 
 from rlvr_jax.models.config import DecoderConfig
 from rlvr_jax.models.kv_cache import KVCache
@@ -196,6 +197,17 @@ class Decoder(nn.Module):
 
     cfg: DecoderConfig
     lora_scale: float = 1.0
+    # The mesh's row sharding (`parallel.batch_sharding`): every activation keeps its rows
+    # there when their count divides the devices. Without it XLA's propagation, seeing
+    # fsdp-sharded weights, may gather the batch instead of the weights (each device then
+    # holds every row's activations; BUILD_NOTES, FSDP). None: placement is left to XLA.
+    row_sharding: NamedSharding | None = None
+
+    def _by_row(self, x):
+        sharding = self.row_sharding
+        if sharding is None or x.shape[0] % sharding.num_devices:
+            return x
+        return jax.lax.with_sharding_constraint(x, sharding)
 
     def setup(self):
         cfg = self.cfg
@@ -229,7 +241,7 @@ class Decoder(nn.Module):
         """Final-normed hidden states [B, T, D] (apply `logits` to the rows that need them)."""
         cfg = self.cfg
         embedding = self.embed["embedding"]
-        x_BTD = jnp.take(embedding, tokens_BT, axis=0)
+        x_BTD = self._by_row(jnp.take(embedding, tokens_BT, axis=0))
         if cfg.embed_scale:
             x_BTD = x_BTD * jnp.asarray(cfg.hidden_size**0.5, jnp.float32).astype(x_BTD.dtype)
         self.sow("intermediates", "hidden_states", x_BTD)
@@ -249,6 +261,7 @@ class Decoder(nn.Module):
         for i, layer in enumerate(self.layers):
             kv = None if cache is None else (cache.k[i], cache.v[i], start)
             x_BTD, kv = layer(x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv)
+            x_BTD = self._by_row(x_BTD)
             self.sow("intermediates", "hidden_states", x_BTD)
             if kv is not None:
                 new_k.append(kv[0])
@@ -267,7 +280,7 @@ class Decoder(nn.Module):
         if cfg.final_logit_softcap is not None:
             cap = cfg.final_logit_softcap
             logits_BTV = jnp.tanh(logits_BTV / cap) * cap
-        return logits_BTV
+        return self._by_row(logits_BTV)
 
 
 def left_padded_positions(mask_BT: jax.Array) -> jax.Array:
