@@ -1,7 +1,8 @@
 """Generation and evaluation are data parallel: each device decodes only its rows, and the
 completions do not depend on the mesh (8 fake CPU devices, in a subprocess).
 
-Per-device FLOPs come from the compiled sampler's `cost_analysis()`; ids must be identical
+Per-device FLOPs come from the compiled sampler's `cost_analysis()` (a training batch, 4
+samples per prompt, and an evaluation batch, greedy); ids must be identical
 to the 1-device run with the same key, log-probabilities within 1e-5. One evaluation batch
 of configs/tiny.py (greedy and sampled, through `evaluation.runner`) must give the same
 records on every mesh.
@@ -46,6 +47,8 @@ SCRIPT = textwrap.dedent(
     cfg = SamplingConfig(num_samples=4, max_new_tokens=16, temperature=1.0, top_k=0,
                          top_p=1.0, extra_stop_token_ids=(), prompt_buckets=(8,))
     tokens = SpecialTokens(stop_token_ids=(3,), pad_token_id=0)
+    greedy = SamplingConfig(num_samples=1, max_new_tokens=16, temperature=0.0, top_k=0,
+                            top_p=1.0, extra_stop_token_ids=(), prompt_buckets=(8,))
     out, flops, records = {}, {}, {}
     for name, (data, fsdp) in meshes.items():
         devices = jax.devices()[:1] if name == "1x1" else jax.devices()
@@ -57,13 +60,14 @@ SCRIPT = textwrap.dedent(
             out[f"{name}/{field}"] = np.asarray(getattr(completions, field))
         rows = batch_sharding(mesh)
         ids, mask = (jax.device_put(x, rows) for x in left_pad(prompts, (8,), 0))
-        compiled = generate_padded.lower(
-            model, policy.live_variables(trainable), ids, mask, jax.random.key(7), cfg,
-            tokens, rows
-        ).compile()
-        cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-        flops[name] = float(cost["flops"])
+        for label, sampling in (("train", cfg), ("eval", greedy)):  # an evaluation batch
+            compiled = generate_padded.lower(
+                model, policy.live_variables(trainable), ids, mask, jax.random.key(7),
+                sampling, tokens, rows
+            ).compile()
+            cost = compiled.cost_analysis()
+            cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+            flops[f"{label}/{name}"] = float(cost["flops"])
 
         config = sibling_config(sys.argv[3], "tiny")
         config.mesh.data, config.mesh.fsdp = data, fsdp
@@ -103,10 +107,11 @@ def results(tmp_path_factory):
     return arrays, json.loads(Path(str(out) + ".json").read_text())
 
 
+@pytest.mark.parametrize("batch", ["train", "eval"])
 @pytest.mark.parametrize("mesh", ["8x1", "2x4"])
-def test_each_device_decodes_only_its_rows(results, mesh):
+def test_each_device_decodes_only_its_rows(results, mesh, batch):
     flops = results[1]["flops"]
-    assert flops[mesh] <= flops["1x1"] / 6, flops
+    assert flops[f"{batch}/{mesh}"] <= flops[f"{batch}/1x1"] / 6, flops
 
 
 @pytest.mark.parametrize("mesh", ["8x1", "2x4"])

@@ -205,7 +205,8 @@ class Decoder(nn.Module):
 
     def _by_row(self, x):
         sharding = self.row_sharding
-        if sharding is None or x.shape[0] % sharding.num_devices:
+        # One device: nothing to place, and the constraint would still cut XLA's fusions.
+        if sharding is None or sharding.num_devices == 1 or x.shape[0] % sharding.num_devices:
             return x
         return jax.lax.with_sharding_constraint(x, sharding)
 
