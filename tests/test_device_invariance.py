@@ -7,14 +7,12 @@ step with SGD at lr 1 (new = old - grad, so the update *is* the gradient). Full 
 AdamW, the params and the moments sharded over fsdp.
 """
 
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
+from fake_devices import run_on_fake_devices
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MESHES = ("1x1", "8x1", "2x4")
@@ -86,21 +84,7 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("devices") / "results.npz"
-    env = dict(os.environ)
-    env.update(
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")]),
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(out)],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stderr[-4000:]
+    run_on_fake_devices(SCRIPT, str(out), timeout=300)
     with np.load(out) as npz:
         return dict(npz)
 

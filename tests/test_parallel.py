@@ -5,15 +5,13 @@ subprocess (the device count is fixed when JAX starts).
 """
 
 import logging
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import jax
 import jax.numpy as jnp
 import pytest
+from fake_devices import run_on_fake_devices
 from jax.sharding import PartitionSpec as P
 
 from rlvr_jax import parallel
@@ -273,18 +271,4 @@ EIGHT_DEVICE_SCRIPT = textwrap.dedent(
 
 
 def test_mesh_and_shardings_on_8_fake_devices():
-    env = dict(os.environ)
-    env.update(
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]),
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", EIGHT_DEVICE_SCRIPT],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stderr[-4000:]
+    run_on_fake_devices(EIGHT_DEVICE_SCRIPT, timeout=120)

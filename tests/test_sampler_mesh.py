@@ -11,14 +11,12 @@ records on every mesh.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_devices import run_on_fake_devices
 
 REPO = Path(__file__).resolve().parents[1]
 MESHES = {"1x1": (1, 1), "8x1": (8, 1), "2x4": (2, 4)}
@@ -86,22 +84,8 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("mesh_sampler") / "results.npz"
-    env = dict(os.environ)
-    env.update(
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")]),
-    )
     tiny = str(REPO / "configs" / "tiny.py")
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(out), json.dumps(MESHES), tiny],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stderr[-4000:]
+    run_on_fake_devices(SCRIPT, str(out), json.dumps(MESHES), tiny, timeout=600)
     with np.load(out) as npz:
         arrays = dict(npz)
     return arrays, json.loads(Path(str(out) + ".json").read_text())
