@@ -6,7 +6,6 @@ completion is sampled, decoded and judged the same way wherever it is counted:
     out = rollout(run, trainable, rows, rng, sampling_cfg)
     out.completions      # Completions [R = B * G rows]: ids, masks, logprobs, lengths, truncated
     out.texts            # [R] decoded completions (special tokens dropped)
-    out.fields           # row fields repeated G times: what every reward and verifier sees
     out.scores.per_fn    # reward label -> [R] float32;  .total [R] (the RL reward)
     out.scores.correct   # [R] bool, `rewards.correctness` with its configured params
 
@@ -40,7 +39,6 @@ class Rollout:
     rows: tuple[dict, ...]  # the B rows, in order
     completions: Completions  # R = B * G rows, group-major
     texts: tuple[str, ...]  # [R]
-    fields: dict[str, list]  # row fields, each [R] (row r // G repeated)
     scores: RewardOutput
     seconds: dict[str, float]  # time/sample_s, time/reward_s (observers.metrics.timed)
 
@@ -73,7 +71,7 @@ def rollout(
         texts = decode_completions(run.tokenizer, completions)
         fields = rows_to_fields(rows, repeat=cfg.num_samples)
         scores = score_completions(run.rewards, texts, fields, completion_lengths=lengths.tolist())
-    return Rollout(rows, completions, tuple(texts), fields, scores, seconds)
+    return Rollout(rows, completions, tuple(texts), scores, seconds)
 
 
 def global_scores(scores: RewardOutput) -> RewardOutput:

@@ -28,6 +28,7 @@ from rlvr_jax.evaluation.report import IncrementalJsonl
 from rlvr_jax.evaluation.scoring import (
     Generations,
     TaskVerifier,
+    correctness_mode,
     flat_metrics,
     question_id,
     score_question,
@@ -160,7 +161,7 @@ def evaluate(run: RunSetup, trainable: Any | None) -> tuple[dict[str, float], li
         rows = rows[: run.exp.eval.train_max_samples]
     records = generate_records(run, trainable, rows, seed=run.exp.seed)
     metrics = {f"eval/{k}": v for k, v in flat_metrics(summarize_records(run, records)).items()}
-    mode = verifier_for(run.exp.rewards, run.markers).mode
+    mode = correctness_mode(run.exp.rewards)
     for suffix in ("", "/ci_low", "/ci_high"):
         metrics[f"eval/accuracy{suffix}"] = metrics[f"eval/greedy/accuracy_{mode}{suffix}"]
     samples = [
