@@ -25,33 +25,9 @@
 #       --config=configs/tiny.py --workdir=/tmp/w
 set -euo pipefail
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-die() {
-  printf 'launch/local.sh: %s\n' "$1" >&2
-  printf 'usage: launch/local.sh --num_processes=N --devices_per_process=D [--port=P] [--dry-run] -- <train.py args>  (--help for more)\n' >&2
-  exit 2
-}
-fail() { printf 'launch/local.sh: %s\n' "$1" >&2; exit 1; }
-# Single-quotes a word for a POSIX shell unless it is made of safe characters only
-# (`--flag=value` keeps `--flag=` outside the quotes).
-quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then
-    printf '%s' "$1"
-  elif [[ $1 =~ ^(--[A-Za-z0-9_.-]+=)(.*)$ ]]; then
-    printf '%s' "${BASH_REMATCH[1]}"
-    quote "${BASH_REMATCH[2]}"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
-quote_words() {
-  local sep="" word
-  for word in "$@"; do
-    printf '%s%s' "$sep" "$(quote "$word")"
-    sep=" "
-  done
-}
-positive_int() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, got '$2'"; }
+SHORT_USAGE='launch/local.sh --num_processes=N --devices_per_process=D [--port=P] [--dry-run] -- <train.py args>'
+# shellcheck source=launch/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 num_processes="" devices_per_process="" port=12355 script=train logs_dir="" dry_run=0
 args=()

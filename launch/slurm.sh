@@ -22,34 +22,9 @@
 #   --dry-run            print the sbatch script to stdout; submit nothing
 set -euo pipefail
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-die() {
-  printf 'launch/slurm.sh: %s\n' "$1" >&2
-  printf 'usage: launch/slurm.sh --nodes=N [--gpus_per_node=G] [--partition=P] [--time=HH:MM:SS] [--dry-run] -- <train.py args>  (--help for more)\n' >&2
-  exit 2
-}
-fail() { printf 'launch/slurm.sh: %s\n' "$1" >&2; exit 1; }
-# Single-quotes a word for a POSIX shell unless it is made of safe characters only
-# (`--flag=value` keeps `--flag=` outside the quotes).
-quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then
-    printf '%s' "$1"
-  elif [[ $1 =~ ^(--[A-Za-z0-9_.-]+=)(.*)$ ]]; then
-    printf '%s' "${BASH_REMATCH[1]}"
-    quote "${BASH_REMATCH[2]}"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
-quote_words() {
-  local sep="" word
-  for word in "$@"; do
-    printf '%s%s' "$sep" "$(quote "$word")"
-    sep=" "
-  done
-}
-positive_int() { [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 must be a positive integer, got '$2'"; }
-no_newline() { [[ $2 != *$'\n'* ]] || die "$1 must be one line"; }
+SHORT_USAGE='launch/slurm.sh --nodes=N [--gpus_per_node=G] [--partition=P] [--time=HH:MM:SS] [--dry-run] -- <train.py args>'
+# shellcheck source=launch/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 nodes="" gpus_per_node="" partition="" time_limit="" job_name=rlvr_jax python=python
 repo_dir="" script=train dry_run=0

@@ -26,32 +26,9 @@
 #   --dry-run            print the gcloud command; run nothing
 set -euo pipefail
 
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
-die() {
-  printf 'launch/tpu_pod.sh: %s\n' "$1" >&2
-  printf 'usage: launch/tpu_pod.sh --tpu=NAME --zone=ZONE [--project=P] [--repo_dir=DIR] [--setup] [--dry-run] -- <train.py args>  (--help for more)\n' >&2
-  exit 2
-}
-fail() { printf 'launch/tpu_pod.sh: %s\n' "$1" >&2; exit 1; }
-# Single-quotes a word for a POSIX shell unless it is made of safe characters only
-# (`--flag=value` keeps `--flag=` outside the quotes).
-quote() {
-  if [[ $1 =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then
-    printf '%s' "$1"
-  elif [[ $1 =~ ^(--[A-Za-z0-9_.-]+=)(.*)$ ]]; then
-    printf '%s' "${BASH_REMATCH[1]}"
-    quote "${BASH_REMATCH[2]}"
-  else
-    printf "'%s'" "${1//\'/\'\\\'\'}"
-  fi
-}
-quote_words() {
-  local sep="" word
-  for word in "$@"; do
-    printf '%s%s' "$sep" "$(quote "$word")"
-    sep=" "
-  done
-}
+SHORT_USAGE='launch/tpu_pod.sh --tpu=NAME --zone=ZONE [--project=P] [--repo_dir=DIR] [--setup] [--dry-run] -- <train.py args>'
+# shellcheck source=launch/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # A directory for the remote shell: a leading ~ or ~/ stays unquoted so that it expands there.
 # shellcheck disable=SC2088  # the tildes are for the remote shell to expand
 quote_dir() {
