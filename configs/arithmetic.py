@@ -87,8 +87,9 @@ def get_config() -> config_dict.ConfigDict:
         prompt_buckets=(48, 64, 128, 256),  # prompts are left-padded to one of these
     )
     c.rl = dict(
+        algorithm="grpo",  # grpo | ppo | dpo (configs/arithmetic_ppo.py, arithmetic_dpo.py)
         prompts_per_step=8,  # P; the batch is P * G completions
-        advantage="grpo",  # grpo | dr_grpo | rloo | batch
+        advantage="grpo",  # grpo only: grpo | dr_grpo | rloo | batch
         advantage_eps=1e-4,  # added to the group std
         loss_type="grpo",  # grpo | bnpo | dapo | dr_grpo | gspo
         eps_low=0.2,  # ratio clip 1 - eps_low
@@ -99,6 +100,21 @@ def get_config() -> config_dict.ConfigDict:
         num_iterations=1,  # mu: updates per rollout batch
         num_microbatches=1,  # gradient accumulation steps
         trainable="lora",  # 'lora' | 'full'
+        ppo=dict(  # read by rl.algorithm = 'ppo' only (rlvr_jax/rl/ppo.py)
+            critic="shared",  # 'shared': value head on the policy's backbone | 'separate' LoRA
+            gamma=1.0,  # discount over completion tokens
+            gae_lambda=1.0,  # 1 = Monte Carlo returns (verl's default; 0.95 stalled the toy task)
+            value_coef=0.1,  # weight of the value loss
+            value_clip=0.2,  # clip of V - V_old in the value loss; None = off
+            critic_learning_rate=1e-3,
+            critic_warmup_steps=0,  # first RL steps that train only the critic
+            whiten_advantages=True,  # normalize GAE advantages over the batch's tokens
+            kl_penalty="reward",  # 'reward': -beta * kl per token | 'loss': as GRPO
+        ),
+        dpo=dict(  # read by rl.algorithm = 'dpo' only (rlvr_jax/rl/dpo.py); its beta: rl.beta
+            loss="sigmoid",  # 'sigmoid' (DPO) | 'ipo'
+            pairs_per_prompt=4,  # at most this many (accepted, rejected) pairs per prompt
+        ),
     )
     c.optim = dict(
         learning_rate=4e-4,

@@ -19,12 +19,15 @@ from rlvr_jax.parallel import MeshConfig
 from rlvr_jax.policy import check_trainable_mode
 from rlvr_jax.rewards import RewardsConfig
 from rlvr_jax.rl.advantages import ADVANTAGE_ESTIMATORS
+from rlvr_jax.rl.dpo import DPOConfig
 from rlvr_jax.rl.losses import LossConfig
+from rlvr_jax.rl.ppo import PPOConfig
 from rlvr_jax.rl.train_step import TrainStepConfig
 from rlvr_jax.sampling import SamplingConfig
 from rlvr_jax.tasks import DataConfig, PromptConfig
 
 DTYPES = ("float32", "bfloat16")
+ALGORITHMS = ("grpo", "ppo", "dpo")  # rl/algorithm.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,23 +47,36 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RLConfig:
-    """The algorithm (`config.rl`)."""
+    """The algorithm (`config.rl`); which keys each algorithm reads: rl/algorithm.py."""
 
+    algorithm: str  # grpo (GRPO family) | ppo (critic + GAE) | dpo (online, verified pairs)
     prompts_per_step: int  # B: prompts per RL step; the batch has R = B * G completions
-    advantage: str  # advantage estimator: grpo | dr_grpo | rloo | batch
+    advantage: str  # grpo only: group estimator grpo | dr_grpo | rloo | batch
     advantage_eps: float  # added to the std in grpo / batch normalization
     loss_type: str  # grpo | bnpo | dapo | dr_grpo | gspo
     eps_low: float  # ratio clip 1 - eps_low
     eps_high: float  # ratio clip 1 + eps_high (> eps_low: DAPO clip-higher)
     dual_clip: float | None  # None or c > 1: dual-clip bound for A < 0
     beta: float  # KL coefficient to the reference (base without LoRA); 0 = no reference
+    # (dpo: DPO's beta, > 0)
     kl_estimator: str  # k1 | k2 | k3
     num_iterations: int  # mu: optimizer updates per rollout batch
     num_microbatches: int  # gradient accumulation steps per update
     trainable: str  # 'lora' | 'full' (policy.TRAINABLE_MODES)
+    ppo: PPOConfig
+    dpo: DPOConfig
 
     def __post_init__(self):
         check_trainable_mode(self.trainable)
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(
+                f"rl.algorithm: unknown {self.algorithm!r}; choose one of {ALGORITHMS}"
+            )
+        if self.algorithm == "dpo" and not self.beta > 0:
+            raise ConfigError(
+                f"rl.beta = {self.beta}: dpo needs beta > 0 (DPO's beta, the strength of "
+                "the KL to the reference; 0.1 is the paper's value)"
+            )
         if self.prompts_per_step < 1:
             raise ConfigError(f"rl.prompts_per_step must be >= 1, got {self.prompts_per_step}")
         if self.advantage not in ADVANTAGE_ESTIMATORS:
@@ -132,25 +148,41 @@ class ExperimentConfig:
             raise
         except ValueError as e:
             raise ConfigError(str(e)) from e
-        rows = self.rl.prompts_per_step * self.sampling.num_samples
-        if rows % self.rl.num_microbatches:
+        if self.train_rows % self.rl.num_microbatches:
             raise ConfigError(
                 f"rl.num_microbatches ({self.rl.num_microbatches}) must divide the batch "
-                f"rl.prompts_per_step * sampling.num_samples = {rows}"
+                f"{self.train_rows_formula} = {self.train_rows}"
             )
 
     @classmethod
     def from_config_dict(cls, config: Any) -> ExperimentConfig:
         return build(cls, config, "")
 
-    def loss_config(self) -> LossConfig:
+    @property
+    def train_rows(self) -> int:
+        """Rows of one update's batch: completions (grpo, ppo) or pairs (dpo)."""
         rl = self.rl
+        per_prompt = rl.dpo.pairs_per_prompt if rl.algorithm == "dpo" else self.sampling.num_samples
+        return rl.prompts_per_step * per_prompt
+
+    @property
+    def train_rows_formula(self) -> str:
+        per_prompt = (
+            "rl.dpo.pairs_per_prompt" if self.rl.algorithm == "dpo" else "sampling.num_samples"
+        )
+        return f"rl.prompts_per_step * {per_prompt}"
+
+    def loss_config(self) -> LossConfig:
+        """The policy loss of grpo and ppo. Its beta is the KL coefficient *in the loss*: 0
+        when ppo puts the KL in the reward (``rl.ppo.kl_penalty = 'reward'``)."""
+        rl = self.rl
+        kl_in_reward = rl.algorithm == "ppo" and rl.ppo.kl_penalty == "reward"
         return LossConfig(
             loss_type=rl.loss_type,
             eps_low=rl.eps_low,
             eps_high=rl.eps_high,
             dual_clip=rl.dual_clip,
-            beta=rl.beta,
+            beta=0.0 if kl_in_reward else rl.beta,
             kl_estimator=rl.kl_estimator,
             max_completion_len=self.sampling.max_new_tokens,
         )

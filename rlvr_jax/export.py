@@ -75,3 +75,45 @@ def export_merged(
     if lora is not None:
         params = merge_lora(params, lora, lora_scale(lora_cfg))
     return save_hf_checkpoint(params, cfg, out_dir, source_dir=base_checkpoint_dir)
+
+
+def export_critic(
+    critic: Any,
+    critic_kind: str,
+    lora_cfg: LoraConfig,
+    cfg: DecoderConfig,
+    out_dir: str | Path,
+    base_model: str,
+) -> Path:
+    """Writes PPO's critic beside the policy's exports (format in `critic_config.json`):
+
+    value_head.safetensors   value_head.weight [D] and value_head.bias [] (float32):
+                             V = h . weight + bias on the decoder's final normed hidden
+                             state h (HF: `output_hidden_states[-1]` of the model)
+    adapter/                 `critic_kind = 'separate'`: the critic backbone's LoRA as a
+                             PEFT adapter on `base_model`; 'shared': the hidden state
+                             is the trained policy's own (the merged checkpoint's)
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    head = critic["value_head"]
+    tensors = {
+        "value_head.weight": np.ascontiguousarray(np.asarray(head["kernel"], np.float32)),
+        "value_head.bias": np.asarray(head["bias"], np.float32).reshape(()),
+    }
+    save_file(tensors, str(out_dir / "value_head.safetensors"), metadata={"format": "pt"})
+    if critic_kind == "separate":
+        export_peft_adapter(critic["lora"], lora_cfg, cfg, out_dir / "adapter", base_model)
+    config = {
+        "value_head": "V = hidden . value_head.weight + value_head.bias",
+        "hidden": "final normed hidden state at the position predicting token t",
+        "hidden_size": cfg.hidden_size,
+        "backbone": (
+            "the base with the PEFT adapter in adapter/"
+            if critic_kind == "separate"
+            else "the trained policy (merged/ or the base with the policy adapter)"
+        ),
+        "critic": critic_kind,
+    }
+    (out_dir / "critic_config.json").write_text(json.dumps(config, indent=2))
+    return out_dir

@@ -3,6 +3,7 @@
     stream      value   key                                        drawn for
     ROLLOUT     0       fold_in(fold_in(root, ROLLOUT), update)    training samples of an RL step
     LORA_INIT   1       fold_in(root, LORA_INIT)                   the LoRA `a` factors
+    CRITIC_INIT 2       fold_in(root, CRITIC_INIT)                 PPO's separate critic LoRA
     EVAL        7       fold_in(fold_in(root, EVAL), question)     evaluation samples, per block
                                                                    of questions (resumable)
 
@@ -19,6 +20,7 @@ import jax
 
 ROLLOUT = 0
 LORA_INIT = 1
+CRITIC_INIT = 2
 EVAL = 7
 
 

@@ -18,7 +18,6 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from rlvr_jax import rng_streams
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.markers import Markers
 from rlvr_jax.models import Decoder, load_decoder_config, load_tokenizer, resolve_checkpoint
@@ -48,10 +47,6 @@ class RunSetup:
     @property
     def sampling(self) -> SamplingConfig:
         return self.exp.sampling
-
-    def initial_trainable(self, root_rng: jax.Array) -> Any:
-        """The policy's trainable tree at step 0, from the run's root key."""
-        return self.policy.init_trainable(rng_streams.stream_key(root_rng, rng_streams.LORA_INIT))
 
     def prompt_ids(self, rows: list[dict]) -> list[list[int]]:
         texts = render_prompts(self.tokenizer, rows, self.exp.prompt, self.markers, self.examples)

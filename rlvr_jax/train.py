@@ -2,9 +2,10 @@
 
 One RL step, as data flows (DESIGN.md):
   rows -> chat prompts -> sampler (G completions each) -> detokenize -> verifier rewards
-  -> advantages -> mu jitted train steps -> metrics -> observers; held-out evaluation at
-  step 0 and every `eval.every_steps`; Orbax checkpoints every `checkpoint.every_steps`,
-  at the end, and on SIGTERM/SIGINT (save, then exit cleanly).
+  -> the algorithm's batch (rl/algorithm.py: advantages, values or pairs) -> mu jitted
+  updates -> metrics -> observers; held-out evaluation at step 0 and every
+  `eval.every_steps`; Orbax checkpoints every `checkpoint.every_steps`, at the end, and on
+  SIGTERM/SIGINT (save, then exit cleanly).
 The loop holds no algorithm math: every piece is a pure function from `rlvr_jax.*`.
 """
 
@@ -27,17 +28,17 @@ from rlvr_jax import checkpoints, rng_streams
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.evaluation.runner import evaluate
-from rlvr_jax.export import export_merged, export_peft_adapter
-from rlvr_jax.multihost import any_process, gather_rows
+from rlvr_jax.export import export_critic, export_merged, export_peft_adapter
+from rlvr_jax.multihost import any_process, fetch_global, gather_rows
 from rlvr_jax.observers import make_observers
 from rlvr_jax.observers.compilations import CompilationCounter
 from rlvr_jax.observers.metrics import TOKENS_PER_S, memory_metrics
 from rlvr_jax.optim import make_optimizer, make_schedule
 from rlvr_jax.parallel import make_mesh
 from rlvr_jax.rewards import reward_metrics
-from rlvr_jax.rl.train_batch import make_train_batch
-from rlvr_jax.rl.train_state import init_train_state, step_rng
-from rlvr_jax.rl.train_step import make_rollout_scorer, make_train_step
+from rlvr_jax.rl.algorithm import Algorithm, init_state, make_algorithm
+from rlvr_jax.rl.train_batch import completion_metrics
+from rlvr_jax.rl.train_state import step_rng
 from rlvr_jax.rollout import Rollout, global_scores, rollout
 from rlvr_jax.run_setup import RunSetup, setup_run
 
@@ -88,12 +89,12 @@ def check_batch_fits_mesh(exp: ExperimentConfig, num_devices: int) -> None:
                 f"{key} ({prompts}) must be a multiple of the {num_devices} devices of the "
                 "mesh (mesh.data * mesh.fsdp): the sampler gives each device whole prompts"
             )
-    rows = exp.rl.prompts_per_step * exp.sampling.num_samples // exp.rl.num_microbatches
+    rows = exp.train_rows // exp.rl.num_microbatches
     if rows % num_devices:
         raise ConfigError(
-            f"rl.prompts_per_step: a micro-batch of {rows} rows (rl.prompts_per_step * "
-            f"sampling.num_samples / rl.num_microbatches) does not split over the "
-            f"{num_devices} devices of the mesh (mesh.data * mesh.fsdp)"
+            f"rl.prompts_per_step: a micro-batch of {rows} rows ({exp.train_rows_formula} / "
+            f"rl.num_microbatches) does not split over the {num_devices} devices of the "
+            "mesh (mesh.data * mesh.fsdp)"
         )
 
 
@@ -111,30 +112,23 @@ def log_samples(out: Rollout) -> list[dict]:
     ]
 
 
-def rl_step(run: RunSetup, state, rows: list[dict], train_step, scorer):
-    """Rollout, rewards, advantages and the mu updates: (state, metrics, samples)."""
+def rl_step(run: RunSetup, state, rows: list[dict], algorithm: Algorithm):
+    """Rollout, rewards, the algorithm's batch and its mu updates: (state, metrics, samples)."""
     exp = run.exp
     t_step = time.perf_counter()
     out = rollout(run, state.trainable, rows, step_rng(state, rng_streams.ROLLOUT), run.sampling)
     num_tokens = float(np.sum(gather_rows(out.completions.lengths)))  # every process's rows
-    batch, batch_metrics = make_train_batch(
-        out.completions,
-        out.scores.total,
-        run.policy.mesh,
-        exp.sampling.num_samples,
-        exp.rl.advantage,
-        exp.rl.advantage_eps,
-    )
     t_score = time.perf_counter()
     # Before the updates (the step donates the state); blocking only splits the timing.
-    batch = jax.block_until_ready(scorer(state, batch))
+    batch, batch_metrics = jax.block_until_ready(algorithm.prepare(out, state))
     t_train = time.perf_counter()
     for _ in range(exp.rl.num_iterations):
-        state, train_metrics = train_step(state, batch)
+        state, train_metrics = algorithm.update(state, batch)
     train_metrics = jax.device_get({**train_metrics, **batch_metrics})
     now = time.perf_counter()
     metrics = {
         **reward_metrics(global_scores(out.scores)),
+        **completion_metrics(out.completions),
         **out.seconds,
         "throughput/sample_tokens_per_s": num_tokens / out.seconds["time/sample_s"],
         **{k: float(v) for k, v in train_metrics.items()},
@@ -163,8 +157,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
     policy = run.policy
 
     optimizer, schedule = make_optimizer(exp.optim), make_schedule(exp.optim)
-    rng = jax.random.key(exp.seed)
-    state = init_train_state(run.initial_trainable(rng), optimizer, rng, mesh)
+    state = init_state(exp, policy, jax.random.key(exp.seed), optimizer)
     manager = checkpoints.make_manager(workdir, exp.checkpoint)
     start_step, iterator_state = 0, None
     restored = checkpoints.restore_latest(manager, state)
@@ -174,9 +167,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
         logging.info("resumed from %s at RL step %d", manager.directory, start_step)
     iterator = run.iterator(iterator_state)
 
-    loss_cfg, step_cfg = exp.loss_config(), exp.train_step_config()
-    train_step = make_train_step(policy, loss_cfg, step_cfg, optimizer, schedule, state)
-    scorer = make_rollout_scorer(policy, loss_cfg, step_cfg, state)
+    algorithm = make_algorithm(exp, policy, optimizer, schedule, state)
     with make_observers(exp.observers, workdir, is_main) as observers:
         observers.on_run_start(
             config_json, {"num_steps": exp.max_steps, "resumed_from_step": start_step}
@@ -202,7 +193,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
         with stop_requests() as stop, CompilationCounter() as compiles:
             while step < exp.max_steps and not stopping:
                 before = compiles.snapshot()
-                state, metrics, samples = rl_step(run, state, next(iterator), train_step, scorer)
+                state, metrics, samples = rl_step(run, state, next(iterator), algorithm)
                 metrics |= compiles.metrics_since(before)
                 step += 1
                 check_finite(step, metrics)
@@ -218,20 +209,25 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
                     step,
                 )
         if step == exp.max_steps:
-            export(run, state.trainable, workdir / "export", is_main)
+            export(run, state, workdir / "export", is_main)
         observers.on_run_end(step, metrics)
         return metrics
 
 
-def export(run: RunSetup, trainable: Any, out: Path, is_main: bool) -> None:
-    """A PEFT adapter (LoRA runs) and a merged HF checkpoint under `out`, written by the
-    main process (every process must call it: gathering the trees is a collective)."""
-    params, lora = run.policy.export_trees(trainable)
+def export(run: RunSetup, state: Any, out: Path, is_main: bool) -> None:
+    """A PEFT adapter (LoRA runs), a merged HF checkpoint and PPO's critic under `out`,
+    written by the main process (every process must call it: gathering the trees is a
+    collective)."""
+    params, lora = run.policy.export_trees(state.trainable)
+    critic = fetch_global(state.critic)
     if not is_main:
         return
     cfg = run.policy.model.cfg
+    checkpoint = run.exp.model.checkpoint
     if lora is not None:
-        export_peft_adapter(lora, run.exp.lora, cfg, out / "adapter", run.exp.model.checkpoint)
+        export_peft_adapter(lora, run.exp.lora, cfg, out / "adapter", checkpoint)
     lora_cfg = run.exp.lora if lora is not None else None
     export_merged(params, lora, lora_cfg, cfg, out / "merged", run.checkpoint_dir)
+    if critic is not None:
+        export_critic(critic, run.exp.rl.ppo.critic, run.exp.lora, cfg, out / "critic", checkpoint)
     logging.info("exported %s", out)

@@ -23,7 +23,7 @@ from rlvr_jax.evaluation.runner import generate_records, summarize_records
 from rlvr_jax.evaluation.scoring import compare_runs
 from rlvr_jax.optim import make_optimizer
 from rlvr_jax.parallel import make_mesh
-from rlvr_jax.rl.train_state import init_train_state
+from rlvr_jax.rl.algorithm import init_state
 from rlvr_jax.run_setup import RunSetup, setup_run
 
 QUESTIONS, REPORT_JSON, REPORT_MD = "questions.jsonl", "report.json", "report.md"
@@ -35,7 +35,7 @@ def _trainable(run: RunSetup, workdir: Path | None) -> tuple[Any | None, str]:
         return None, f"base:{run.exp.model.checkpoint}"
     rng = jax.random.key(run.exp.seed)
     optimizer = make_optimizer(run.exp.optim)
-    state = init_train_state(run.initial_trainable(rng), optimizer, rng, run.policy.mesh)
+    state = init_state(run.exp, run.policy, rng, optimizer)
     manager = checkpoints.make_manager(workdir, run.exp.checkpoint)
     restored = checkpoints.restore_latest(manager, state)
     if restored is None:

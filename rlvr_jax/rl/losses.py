@@ -7,6 +7,7 @@ as ``stop_gradient(logp_RL)``, so the ratio is exactly 1); ``ref_logp_RL`` under
 reference (``None`` when ``beta == 0``: the reference forward is skipped); ``adv_R`` [R];
 ``mask_RL`` 1 on completion tokens; ``normalizer`` the scalar Z of the aggregation computed
 over the full batch by :func:`loss_normalizer`; optional ``entropy_RL`` (metric only).
+``adv_R`` may also be per token, ``[R, L]`` (PPO's GAE advantages).
 
 Per token, with ratio ``r = exp(log_ratio)`` and ``A = adv_R[i]``:
 
@@ -101,6 +102,11 @@ def sequence_log_ratio(logp_RL: jax.Array, old_logp_RL: jax.Array, mask_RL: jax.
     return jnp.where(mask_RL > 0, log_s_RL, 0.0)
 
 
+def per_token(adv: jax.Array) -> jax.Array:
+    """Advantages broadcastable against ``[R, L]``: ``[R] -> [R, 1]``, ``[R, L]`` as is."""
+    return adv if adv.ndim == 2 else adv[:, None]
+
+
 def clipped_surrogate(
     ratio_RL: jax.Array,
     adv_R: jax.Array,
@@ -108,8 +114,11 @@ def clipped_surrogate(
     eps_high: float,
     dual_clip: float | None,
 ) -> jax.Array:
-    """Per-token clipped surrogate loss (to minimize), with the optional dual clip."""
-    adv_R1 = adv_R[:, None]
+    """Per-token clipped surrogate loss (to minimize), with the optional dual clip.
+
+    ``adv_R`` is per sequence ``[R]`` or per token ``[R, L]``.
+    """
+    adv_R1 = per_token(adv_R)
     unclipped_RL = -adv_R1 * ratio_RL
     clipped_RL = -adv_R1 * jnp.clip(ratio_RL, 1.0 - eps_low, 1.0 + eps_high)
     loss_RL = jnp.maximum(unclipped_RL, clipped_RL)
@@ -139,7 +148,7 @@ def _clipped_policy_loss(
     loss_RL = clipped_surrogate(ratio_RL, adv_R, cfg.eps_low, cfg.eps_high, cfg.dual_clip)
 
     m_RL = mask_RL.astype(jnp.float32)
-    adv_R1 = adv_R[:, None]
+    adv_R1 = per_token(adv_R)
     sums = {
         NUM_TOKENS: jnp.sum(m_RL),
         "policy/clip_frac_low": jnp.sum(m_RL * ((ratio_RL < 1.0 - cfg.eps_low) & (adv_R1 < 0))),

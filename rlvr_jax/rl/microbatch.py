@@ -35,6 +35,11 @@ def split_microbatches(batch: PyTree, num_microbatches: int) -> PyTree:
     return jax.tree.map(split, batch)
 
 
+def merge_microbatches(x_MR: jax.Array) -> jax.Array:
+    """Inverse of ``split_microbatches`` for one leaf: [M, R // M, ...] -> [R, ...]."""
+    return jnp.swapaxes(x_MR, 0, 1).reshape(-1, *x_MR.shape[2:])
+
+
 def accumulate_gradients(
     loss_fn: Callable[[PyTree, PyTree], tuple[jax.Array, PyTree]],
     params: PyTree,

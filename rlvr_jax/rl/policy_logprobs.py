@@ -33,6 +33,60 @@ from rlvr_jax.models.prefill import prefill_repeated
 from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
 
 
+def completion_hidden(
+    model: Decoder,
+    variables: dict[str, Any],
+    prompt_ids_RP: jax.Array,
+    prompt_mask_RP: jax.Array,
+    completion_ids_RL: jax.Array,
+    completion_mask_RL: jax.Array,
+    rows_per_prompt: int = 1,
+) -> jax.Array:
+    """The final (normed) hidden states ``[R, L, D]`` that predict the L completion tokens:
+    ``h[:, t]`` is the state before completion token t (what a value head reads).
+
+    ``rows_per_prompt`` = g: rows r*g .. r*g+g-1 share one prompt (module docstring); 1 makes
+    no assumption about the rows.
+    """
+    if rows_per_prompt > 1:
+        return _shared_prompt_hidden(
+            model,
+            variables,
+            prompt_ids_RP,
+            prompt_mask_RP,
+            completion_ids_RL,
+            completion_mask_RL,
+            rows_per_prompt,
+        )
+    P = prompt_ids_RP.shape[1]
+    L = completion_ids_RL.shape[1]
+    tokens_RT = jnp.concatenate([prompt_ids_RP, completion_ids_RL], axis=1)
+    mask_RT = jnp.concatenate([prompt_mask_RP, completion_mask_RL], axis=1).astype(jnp.int32)
+    hidden_RTD, _ = model.apply(
+        variables,
+        tokens_RT,
+        left_padded_positions(mask_RT),
+        mask_RT,
+        method=Decoder.hidden_states,
+    )
+    return hidden_RTD[:, P - 1 : P + L - 1]
+
+
+def logprobs_from_hidden(
+    model: Decoder,
+    variables: dict[str, Any],
+    hidden_RLD: jax.Array,
+    completion_ids_RL: jax.Array,
+    completion_mask_RL: jax.Array,
+    temperature: float = 1.0,
+) -> tuple[jax.Array, jax.Array]:
+    """``(logp_RL, entropy_RL)`` of the completion tokens from their hidden states."""
+    logits_RLV = model.apply(variables, hidden_RLD, method=Decoder.logits)
+    logp_RL, entropy_RL = token_logprobs_and_entropy(logits_RLV, completion_ids_RL, temperature)
+    valid_RL = completion_mask_RL > 0
+    return jnp.where(valid_RL, logp_RL, 0.0), jnp.where(valid_RL, entropy_RL, 0.0)
+
+
 def completion_logprobs(
     model: Decoder,
     variables: dict[str, Any],
@@ -43,38 +97,19 @@ def completion_logprobs(
     temperature: float = 1.0,
     rows_per_prompt: int = 1,
 ) -> tuple[jax.Array, jax.Array]:
-    """Returns ``(logp_RL, entropy_RL)`` in float32, 0 where ``completion_mask`` is 0.
-
-    ``rows_per_prompt`` = g: rows r*g .. r*g+g-1 share one prompt (module docstring); 1 makes
-    no assumption about the rows.
-    """
-    P = prompt_ids_RP.shape[1]
-    L = completion_ids_RL.shape[1]
-    if rows_per_prompt > 1:
-        hidden_RLD = _shared_prompt_hidden(
-            model,
-            variables,
-            prompt_ids_RP,
-            prompt_mask_RP,
-            completion_ids_RL,
-            completion_mask_RL,
-            rows_per_prompt,
-        )
-    else:
-        tokens_RT = jnp.concatenate([prompt_ids_RP, completion_ids_RL], axis=1)
-        mask_RT = jnp.concatenate([prompt_mask_RP, completion_mask_RL], axis=1).astype(jnp.int32)
-        hidden_RTD, _ = model.apply(
-            variables,
-            tokens_RT,
-            left_padded_positions(mask_RT),
-            mask_RT,
-            method=Decoder.hidden_states,
-        )
-        hidden_RLD = hidden_RTD[:, P - 1 : P + L - 1]
-    logits_RLV = model.apply(variables, hidden_RLD, method=Decoder.logits)
-    logp_RL, entropy_RL = token_logprobs_and_entropy(logits_RLV, completion_ids_RL, temperature)
-    valid_RL = completion_mask_RL > 0
-    return jnp.where(valid_RL, logp_RL, 0.0), jnp.where(valid_RL, entropy_RL, 0.0)
+    """Returns ``(logp_RL, entropy_RL)`` in float32, 0 where ``completion_mask`` is 0."""
+    hidden_RLD = completion_hidden(
+        model,
+        variables,
+        prompt_ids_RP,
+        prompt_mask_RP,
+        completion_ids_RL,
+        completion_mask_RL,
+        rows_per_prompt,
+    )
+    return logprobs_from_hidden(
+        model, variables, hidden_RLD, completion_ids_RL, completion_mask_RL, temperature
+    )
 
 
 def _shared_prompt_hidden(

@@ -17,10 +17,10 @@ import functools
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from rlvr_jax.multihost import gather_rows
 from rlvr_jax.parallel import batch_sharding, shard_batch
 from rlvr_jax.rl.advantages import get_advantage_estimator
 from rlvr_jax.sampling import Completions
@@ -50,8 +50,7 @@ def make_train_batch(
     """The train batch (see ``train_step.py``) on ``mesh`` and the rollout metrics.
 
     ``completions`` and ``rewards_R`` hold this process's rows. Metrics: the advantage
-    statistics, ``frac_zero_std``, ``completion/length_mean`` and
-    ``completion/truncated_frac``.
+    statistics and ``frac_zero_std``.
     """
     get_advantage_estimator(estimator)  # fail on a bad name before any device work
     host = {
@@ -60,8 +59,6 @@ def make_train_batch(
         "completion_ids": np.asarray(completions.ids, np.int32),
         "completion_mask": np.asarray(completions.mask, np.int32),
         "rewards": np.asarray(rewards_R, np.float32),
-        "lengths": np.asarray(completions.lengths, np.float32),
-        "truncated": np.asarray(completions.truncated, np.float32),
     }
     if host["rewards"].shape != (host["prompt_ids"].shape[0],):
         raise ValueError(
@@ -70,7 +67,15 @@ def make_train_batch(
         )
     placed = shard_batch(host, mesh)
     advantages_R, metrics = compute_advantages(placed.pop("rewards"), group_size, estimator, eps)
-    metrics["completion/length_mean"] = jnp.mean(placed.pop("lengths"))
-    metrics["completion/truncated_frac"] = jnp.mean(placed.pop("truncated"))
     placed["advantages"] = jax.device_put(advantages_R, batch_sharding(mesh))
     return placed, metrics
+
+
+def completion_metrics(completions: Completions) -> dict[str, float]:
+    """``completion/length_mean`` and ``completion/truncated_frac`` over every process's rows."""
+    lengths = gather_rows(np.asarray(completions.lengths, np.float32))
+    truncated = gather_rows(np.asarray(completions.truncated, np.float32))
+    return {
+        "completion/length_mean": float(np.mean(lengths)),
+        "completion/truncated_frac": float(np.mean(truncated)),
+    }

@@ -59,7 +59,7 @@ import optax
 from rlvr_jax.parallel import batch_sharding, param_shardings, replicated
 from rlvr_jax.policy import Policy
 from rlvr_jax.rl.losses import LossConfig, finalize_metrics, loss_normalizer, policy_loss
-from rlvr_jax.rl.microbatch import accumulate_gradients, split_microbatches
+from rlvr_jax.rl.microbatch import accumulate_gradients, merge_microbatches, split_microbatches
 from rlvr_jax.rl.policy_logprobs import completion_logprobs
 from rlvr_jax.rl.train_state import TrainState, train_state_shardings
 
@@ -220,11 +220,6 @@ def make_train_step(
     return functools.partial(jitted, policy.frozen)
 
 
-def _unsplit(x_MR: jax.Array) -> jax.Array:
-    """Inverse of ``split_microbatches``: [M, R // M, ...] -> [R, ...] in the original order."""
-    return jnp.swapaxes(x_MR, 0, 1).reshape(-1, *x_MR.shape[2:])
-
-
 def score_rollout(
     frozen: PyTree | None,
     trainable: PyTree,
@@ -256,7 +251,7 @@ def score_rollout(
             out["ref_logprobs"] = logprobs(policy.reference_variables(reference), mb)
         return out
 
-    return jax.tree.map(_unsplit, jax.lax.map(score, rows_MR))
+    return jax.tree.map(merge_microbatches, jax.lax.map(score, rows_MR))
 
 
 def make_rollout_scorer(
