@@ -33,6 +33,8 @@ PANELS = (
     ("loss", ("loss",), "loss"),
     ("gradient norm", ("grad/norm",), "global norm"),
     ("shaping vs correctness", ("reward/*/corr_with_correct",), "correlation"),
+    ("PPO critic", ("value/loss", "value/explained_variance"), "value loss / explained var"),
+    ("online DPO", ("dpo/margin", "dpo/accuracy", "dpo/skipped_frac"), "margin / fraction"),
 )
 CI_LOW, CI_HIGH = "/ci_low", "/ci_high"
 EVAL_PREFIX = "eval/"
