@@ -6,6 +6,7 @@ Shape letters, one meaning each across the package (an array's name ends with it
     B  prompts (distinct; the model's batch axis when it runs prompts, e.g. prefill)
     G  samples per prompt (the GRPO group, ``sampling.num_samples``)
     R  rows = B * G, group-major: row r is sample r % G of prompt r // G
+    C  preference pairs of online DPO (B * ``rl.dpo.pairs_per_prompt``, prompt-major)
     M  micro-batches of a train step (``rl.num_microbatches``)
     P  prompt slots (left-padded prompt length, a ``sampling.prompt_buckets`` entry)
     L  completion tokens (``sampling.max_new_tokens``)

@@ -10,7 +10,7 @@
                                        old / ref logprobs               rl.loss_type + beta KL
     ppo        R = B * G completions   V_old, GAE advantages, returns,   surrogate + value loss;
                                        old / ref logprobs               the critic trains too
-    dpo        N = B * k pairs         verified pairs, ref logprobs     preference loss
+    dpo        C = B * k pairs         verified pairs, ref logprobs     preference loss
 
 Keys each reads: all read ``rl.beta`` (grpo/ppo: the KL coefficient; dpo: DPO's beta, the
 same KL strength of the implied objective), ``rl.num_iterations``, ``rl.num_microbatches``;

@@ -87,27 +87,27 @@ def select_pairs(
 
 
 def preference_loss(
-    policy_chosen_N: jax.Array,
-    policy_rejected_N: jax.Array,
-    ref_chosen_N: jax.Array,
-    ref_rejected_N: jax.Array,
+    policy_chosen_C: jax.Array,
+    policy_rejected_C: jax.Array,
+    ref_chosen_C: jax.Array,
+    ref_rejected_C: jax.Array,
     beta: float,
     loss: str,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """``(loss_N, per-pair metric values)`` from sequence log-probabilities ``[N]``."""
-    chosen_N = policy_chosen_N - ref_chosen_N
-    rejected_N = policy_rejected_N - ref_rejected_N
-    h_N = chosen_N - rejected_N
+    """``(loss_C, per-pair metric values)`` from sequence log-probabilities ``[C]``."""
+    chosen_C = policy_chosen_C - ref_chosen_C
+    rejected_C = policy_rejected_C - ref_rejected_C
+    h_C = chosen_C - rejected_C
     if loss == "sigmoid":
-        loss_N = -jax.nn.log_sigmoid(beta * h_N)
+        loss_C = -jax.nn.log_sigmoid(beta * h_C)
     elif loss == "ipo":
-        loss_N = jnp.square(h_N - 1.0 / (2.0 * beta))
+        loss_C = jnp.square(h_C - 1.0 / (2.0 * beta))
     else:
         raise ValueError(f"rl.dpo.loss: unknown loss {loss!r}; choose one of {DPO_LOSSES}")
     stats = {
-        "dpo/reward_chosen": beta * chosen_N,
-        "dpo/reward_rejected": beta * rejected_N,
-        "dpo/margin": beta * h_N,
-        "dpo/accuracy": (h_N > 0).astype(jnp.float32),
+        "dpo/reward_chosen": beta * chosen_C,
+        "dpo/reward_rejected": beta * rejected_C,
+        "dpo/margin": beta * h_C,
+        "dpo/accuracy": (h_C > 0).astype(jnp.float32),
     }
-    return loss_N, jax.tree.map(jax.lax.stop_gradient, stats)
+    return loss_C, jax.tree.map(jax.lax.stop_gradient, stats)

@@ -3,12 +3,12 @@
 Per RL step:
 
     pairs = dpo.select_pairs(correct_R, rewards_R, G, k)        # host, this process's rows
-    batch = make_pair_batch(completions, pairs, mesh)            # N = B * k pair rows
+    batch = make_pair_batch(completions, pairs, mesh)            # C = B * k pair rows
     batch = scorer(state, batch)                                # + ref_chosen, ref_rejected
     state, metrics = step(state, batch)
 
 A pair row holds its prompt and both completions (``chosen_ids/mask``,
-``rejected_ids/mask`` [N, L]) and ``pair_valid`` [N]; rows split into micro-batches and
+``rejected_ids/mask`` [C, L]) and ``pair_valid`` [C]; rows split into micro-batches and
 shard over devices as pairs, so a pair never straddles two of them. The forward
 interleaves each pair's two completions under their shared prompt (run once per pair,
 ``policy_logprobs`` with ``rows_per_prompt = 2``). The reference is ``policy.reference``,
@@ -86,13 +86,13 @@ def pair_logprobs(policy: Policy, variables: dict[str, PyTree], mb: Batch) -> ja
 
 
 def score_pairs(reference: PyTree, batch: Batch, *, policy: Policy, num_microbatches: int) -> Batch:
-    """``ref_chosen``, ``ref_rejected`` [N]: the reference's sequence log-probabilities."""
-    rows_MN = split_microbatches({k: batch[k] for k in PAIR_KEYS}, num_microbatches)
+    """``ref_chosen``, ``ref_rejected`` [C]: the reference's sequence log-probabilities."""
+    rows_MC = split_microbatches({k: batch[k] for k in PAIR_KEYS}, num_microbatches)
     variables = policy.reference_variables(reference)
-    ref_N2 = merge_microbatches(
-        jax.lax.map(lambda mb: pair_logprobs(policy, variables, mb), rows_MN)
+    ref_C2 = merge_microbatches(
+        jax.lax.map(lambda mb: pair_logprobs(policy, variables, mb), rows_MC)
     )
-    return {**batch, "ref_chosen": ref_N2[:, 0], "ref_rejected": ref_N2[:, 1]}
+    return {**batch, "ref_chosen": ref_C2[:, 0], "ref_rejected": ref_C2[:, 1]}
 
 
 def dpo_train_step(
