@@ -89,9 +89,9 @@ def get_config() -> config_dict.ConfigDict:
     c.rl = dict(
         algorithm="grpo",  # grpo | ppo | dpo (configs/arithmetic_ppo.py, arithmetic_dpo.py)
         prompts_per_step=8,  # P; the batch is P * G completions
-        advantage="grpo",  # grpo only: grpo | dr_grpo | rloo | batch
+        advantage="grpo",  # grpo only: grpo | dr_grpo | rloo | batch | reinforce_pp(_baseline)
         advantage_eps=1e-4,  # added to the group std
-        loss_type="grpo",  # grpo | bnpo | dapo | dr_grpo | gspo
+        loss_type="grpo",  # grpo | bnpo | dapo | dr_grpo | gspo | cispo
         eps_low=0.2,  # ratio clip 1 - eps_low
         eps_high=0.2,  # ratio clip 1 + eps_high (DAPO: 0.28)
         dual_clip=config_dict.placeholder(float),  # None or c > 1

@@ -51,9 +51,9 @@ class RLConfig:
 
     algorithm: str  # grpo (GRPO family) | ppo (critic + GAE) | dpo (online, verified pairs)
     prompts_per_step: int  # B: prompts per RL step; the batch has R = B * G completions
-    advantage: str  # grpo only: group estimator grpo | dr_grpo | rloo | batch
+    advantage: str  # grpo only: rl/advantages.py ADVANTAGE_ESTIMATORS
     advantage_eps: float  # added to the std in grpo / batch normalization
-    loss_type: str  # grpo | bnpo | dapo | dr_grpo | gspo
+    loss_type: str  # rl/losses.py POLICY_LOSSES (grpo, bnpo, dapo, dr_grpo, gspo, cispo)
     eps_low: float  # ratio clip 1 - eps_low
     eps_high: float  # ratio clip 1 + eps_high (> eps_low: DAPO clip-higher)
     dual_clip: float | None  # None or c > 1: dual-clip bound for A < 0

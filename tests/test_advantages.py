@@ -25,9 +25,13 @@ def reference_advantages(name: str, rewards: list[float], group_size: int, eps: 
     out, zero_groups = [], 0
     for p in range(n // group_size):
         group = rewards[p * group_size : (p + 1) * group_size]
-        if all(x == group[0] for x in group):
+        constant = all(x == group[0] for x in group)
+        zero_groups += constant
+        if name == "reinforce_pp":  # no group baseline: constant groups move too
+            out += [(x - all_mean) / (all_std + eps) for x in group]
+            continue
+        if constant:
             out += [0.0] * group_size
-            zero_groups += 1
             continue
         mean = sum(group) / group_size
         std = math.sqrt(sum((x - mean) ** 2 for x in group) / (group_size - 1))
@@ -39,7 +43,7 @@ def reference_advantages(name: str, rewards: list[float], group_size: int, eps: 
             elif name == "rloo":
                 others = [y for j, y in enumerate(group) if j != i]
                 out.append(x - sum(others) / len(others))
-            elif name == "batch":
+            elif name in ("batch", "reinforce_pp_baseline"):
                 out.append((x - mean) / (all_std + eps))
     return np.array(out), zero_groups / (n // group_size)
 
@@ -57,7 +61,16 @@ def test_matches_reference(name, rewards):
     np.testing.assert_allclose(stats["advantage/max"], expected.max(), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(ADVANTAGE_ESTIMATORS))
+GROUP_BASELINES = sorted(set(ADVANTAGE_ESTIMATORS) - {"reinforce_pp"})
+
+
+def test_reinforce_pp_moves_a_constant_group_against_the_batch():
+    adv, stats = get_advantage_estimator("reinforce_pp")(jnp.array([1.0, 1.0, 0.0, 0.0]), 2, EPS)
+    assert float(stats["frac_zero_std"]) == 1.0  # counted, yet the advantages are not zero
+    assert np.all(np.asarray(adv)[:2] > 0) and np.all(np.asarray(adv)[2:] < 0)
+
+
+@pytest.mark.parametrize("name", GROUP_BASELINES)
 def test_constant_groups_are_exactly_zero_under_jit(name):
     fn = jax.jit(get_advantage_estimator(name), static_argnums=(1, 2))
     adv_B, stats = fn(jnp.array(REWARDS_CONSTANT_GROUP), G, EPS)

@@ -66,11 +66,18 @@ def make_cfg(loss_type, *, beta=0.0, kl="k3", dual_clip=3.0, eps_low=0.2, eps_hi
         loss_type=loss_type,
         eps_low=eps_low,
         eps_high=eps_high,
-        dual_clip=dual_clip,
+        dual_clip=None if loss_type == "cispo" else dual_clip,  # a PPO-clip option only
         beta=beta,
         kl_estimator=kl,
         max_completion_len=MAX_LEN,
     )
+
+
+def top20_entropy(entropy, mask):
+    """Mean of the ceil(20%) largest entropies among completion tokens (ties included)."""
+    values = np.sort(np.asarray(entropy)[np.asarray(mask) > 0])[::-1]
+    threshold = values[int(np.ceil(0.2 * len(values))) - 1]
+    return float(values[values >= threshold].mean())
 
 
 def reference(loss_type, logp, old, ref, adv, mask, entropy, cfg):
@@ -95,17 +102,23 @@ def reference(loss_type, logp, old, ref, adv, mask, entropy, cfg):
         for t in toks:
             r = seq_ratio if loss_type == "gspo" else math.exp(logp[i, t] - old[i, t])
             a = adv[i]
-            objective = min(r * a, min(max(r, lo), hi) * a)
-            if c is not None and a < 0:
-                objective = max(objective, c * a)
-            token_loss = -objective
+            if loss_type == "cispo":  # MiniMax-M1 eq. 4: sg(clip(r)) * A * log pi
+                token_loss = -min(r, hi) * a * logp[i, t]
+            else:
+                objective = min(r * a, min(max(r, lo), hi) * a)
+                if c is not None and a < 0:
+                    objective = max(objective, c * a)
+                token_loss = -objective
             if ref is not None:
                 k = kl(logp[i, t], float(ref[i, t]))
                 counts["kl"] += k
                 token_loss += cfg.beta * k
             seq_sum += token_loss
-            counts["low"] += r < lo and a < 0
-            counts["high"] += r > hi and a > 0
+            if loss_type == "cispo":
+                counts["high"] += r > hi
+            else:
+                counts["low"] += r < lo and a < 0
+                counts["high"] += r > hi and a > 0
             counts["dual"] += c is not None and r > c and a < 0
             counts["ratio"] += r
             counts["ent"] += float(entropy[i, t])
@@ -115,7 +128,7 @@ def reference(loss_type, logp, old, ref, adv, mask, entropy, cfg):
     n_tokens = sum(lengths)
     if loss_type in ("grpo", "gspo"):
         loss = sum(s / n for s, n in zip(seq_sums, lengths, strict=True)) / B
-    elif loss_type in ("bnpo", "dapo"):
+    elif loss_type in ("bnpo", "dapo", "cispo"):
         loss = total / n_tokens
     else:  # dr_grpo
         loss = total / (B * MAX_LEN)
@@ -125,6 +138,7 @@ def reference(loss_type, logp, old, ref, adv, mask, entropy, cfg):
         "policy/dual_clip_frac": counts["dual"] / n_tokens,
         "policy/ratio_mean": counts["ratio"] / n_tokens,
         "policy/entropy": counts["ent"] / n_tokens,
+        "policy/entropy_top20": top20_entropy(entropy, mask),
     }
     if ref is not None:
         metrics["kl/mean"] = counts["kl"] / n_tokens
@@ -170,7 +184,7 @@ def reinforce_weights(loss_type, mask):
     lengths = mask.sum(axis=1, keepdims=True)
     if loss_type in ("grpo", "gspo"):
         return mask / lengths / B
-    if loss_type in ("bnpo", "dapo"):
+    if loss_type in ("bnpo", "dapo", "cispo"):
         return mask / mask.sum()
     return mask / (B * MAX_LEN)
 
@@ -191,6 +205,37 @@ def test_on_policy_gradient_is_reinforce(loss_type):
     np.testing.assert_allclose(metrics["policy/ratio_mean"], 1.0, rtol=1e-6)
     assert float(metrics["policy/clip_frac_low"]) == float(metrics["policy/clip_frac_high"]) == 0
     assert "kl/mean" not in metrics
+
+
+def test_cispo_keeps_the_gradient_of_clipped_tokens():
+    """Off-policy (mu > 1), PPO zeroes the gradient of a token whose ratio left the clip
+    range on the side its advantage pushes; CISPO keeps it, scaled by the clipped weight."""
+    mask = jnp.ones((1, 2))
+    old = jnp.log(jnp.array([[0.2, 0.2]]))
+    logp = jnp.log(jnp.array([[0.3, 0.21]]))  # ratios 1.5 (outside 1 + 0.28) and 1.05
+    adv = jnp.array([1.0])
+    grads = {}
+    for loss_type in ("dapo", "cispo"):
+        cfg = make_cfg(loss_type)
+        z = loss_normalizer(mask, cfg)
+        grads[loss_type] = jax.grad(
+            lambda lp, cfg=cfg, z=z: policy_loss(lp, old, None, adv, mask, z, cfg)[0]
+        )(logp)
+    np.testing.assert_allclose(grads["dapo"][0], [0.0, -1.05 / 2], rtol=1e-5)
+    np.testing.assert_allclose(grads["cispo"][0], [-1.28 / 2, -1.05 / 2], rtol=1e-5)
+
+
+def test_cispo_refuses_the_dual_clip():
+    with pytest.raises(ValueError, match="rl.dual_clip"):
+        LossConfig(
+            loss_type="cispo",
+            eps_low=0.2,
+            eps_high=0.28,
+            dual_clip=3.0,
+            beta=0.0,
+            kl_estimator="k3",
+            max_completion_len=4,
+        )
 
 
 def test_gspo_gradient_equals_sequence_level_objective():
@@ -265,7 +310,8 @@ def test_microbatch_invariance(loss_type):
         np.testing.assert_allclose(loss, loss_1, rtol=1e-5, atol=1e-6, err_msg=f"M={m}")
         np.testing.assert_allclose(grad, grad_1, rtol=1e-5, atol=1e-6, err_msg=f"M={m}")
         metrics, metrics_1 = finalize_metrics(sums), finalize_metrics(sums_1)
-        for key in metrics_1:
+        # By definition the top-20% entropy is taken per micro-batch (losses.top_entropy_sums).
+        for key in set(metrics_1) - {"policy/entropy_top20"}:
             np.testing.assert_allclose(metrics[key], metrics_1[key], rtol=1e-5, err_msg=key)
 
 

@@ -15,12 +15,18 @@ With ``r[p, i]`` the reward of sample i of prompt p,
     rloo     A[p, i] =  r[p, i] - 1/(G-1) sum_{j != i} r[p, j]  =  G/(G-1) (r[p, i] - mean_p)
     batch    A[p, i] = (r[p, i] - mean_p) / (std_R + eps)          (std_R: unbiased, all R rewards)
 
-``batch`` keeps the group mean as baseline and only replaces the per-group scale by the
-batch scale (TRL ``scale_rewards="batch"``, REINFORCE++-baseline, "Lite PPO").
+    reinforce_pp  A[p, i] = (r[p, i] - mean_R) / (std_R + eps)     (mean_R: all R rewards)
 
-A group whose rewards are all equal (``max == min`` exactly) carries no learning signal:
-its advantages are set to exactly 0 (``r - mean_p`` alone can be a rounding residue such as
-1e-8, which ``/ eps`` would blow up) and it is counted in ``frac_zero_std``.
+``batch`` keeps the group mean as baseline and only replaces the per-group scale by the
+batch scale (TRL ``scale_rewards="batch"``, "Lite PPO"); it is REINFORCE++-baseline (Hu et
+al., 2025), registered under that name too. ``reinforce_pp`` is REINFORCE++ itself: no
+group baseline, the reward normalized over the global batch, so a group whose samples all
+scored the same still moves (up if it beat the batch, down if not).
+
+For the group-baseline estimators, a group whose rewards are all equal (``max == min``
+exactly) carries no learning signal: its advantages are set to exactly 0 (``r - mean_p``
+alone can be a rounding residue such as 1e-8, which ``/ eps`` would blow up). Every
+estimator counts such groups in ``frac_zero_std``.
 
 The rewards must be the *global* batch (all hosts), since ``batch`` uses a batch statistic;
 under ``jit`` over a mesh that is automatic.
@@ -51,10 +57,13 @@ def _unbiased_std(x: jax.Array, axis: int | None) -> jax.Array:
     return jnp.std(x, axis=axis, ddof=1, keepdims=axis is not None)
 
 
-def _finish(adv_BG: jax.Array, r_BG: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Zeroes constant groups exactly and computes the statistics."""
+def _finish(
+    adv_BG: jax.Array, r_BG: jax.Array, zero_constant_groups: bool = True
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Zeroes constant groups exactly (group baselines) and computes the statistics."""
     zero_std_B = jnp.max(r_BG, axis=1) == jnp.min(r_BG, axis=1)
-    adv_BG = jnp.where(zero_std_B[:, None], 0.0, adv_BG)
+    if zero_constant_groups:
+        adv_BG = jnp.where(zero_std_B[:, None], 0.0, adv_BG)
     adv_R = adv_BG.reshape(-1)
     return adv_R, advantage_stats(adv_R, zero_std_B)
 
@@ -110,11 +119,22 @@ def batch_advantages(
     return _finish(centered_BG / (_unbiased_std(r_BG, axis=None) + eps), r_BG)
 
 
+def reinforce_pp_advantages(
+    rewards_R: jax.Array, group_size: int, eps: float
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """REINFORCE++: ``(r - mean_R) / (std_R + eps)`` over the global batch, std unbiased."""
+    r_BG = _groups(rewards_R, group_size)
+    centered_BG = r_BG - jnp.mean(r_BG)
+    return _finish(centered_BG / (_unbiased_std(r_BG, axis=None) + eps), r_BG, False)
+
+
 ADVANTAGE_ESTIMATORS: dict[str, AdvantageFn] = {
     "grpo": grpo_advantages,
     "dr_grpo": dr_grpo_advantages,
     "rloo": rloo_advantages,
     "batch": batch_advantages,
+    "reinforce_pp": reinforce_pp_advantages,
+    "reinforce_pp_baseline": batch_advantages,  # the same estimator as "batch"
 }
 
 

@@ -26,7 +26,13 @@ and ``loss = sum_{i,t} w[i,t] l[i,t] / Z`` (see aggregation.py). Log-ratio level
 
 Registered losses (``rl.loss_type``): ``grpo`` (token ratio, sequence_mean), ``bnpo`` and
 ``dapo`` (token ratio, token_mean; identical here because Z is always global),
-``dr_grpo`` (token ratio, token_sum_max_len), ``gspo`` (sequence ratio, sequence_mean).
+``dr_grpo`` (token ratio, token_sum_max_len), ``gspo`` (sequence ratio, sequence_mean),
+``cispo`` (token ratio, token_mean, the CISPO surrogate below instead of the PPO clip):
+
+    l = -sg(min(r, 1 + eps_high)) * A * logp                           CISPO (MiniMax-M1)
+
+Optional ``is_weights_RL`` (off_policy.py: truncated / masked importance weights between
+the sampler's distribution and the trainer's) multiply the per-token loss, stop-gradient.
 
 Each loss returns ``(loss_contribution, metric_sums)``. Both are additive over micro-batches:
 the loss because Z is global, the metrics because they are masked token *sums*;
@@ -39,6 +45,8 @@ Metric definitions (token fractions over completion tokens):
     policy/ratio_mean      mean r
     kl/mean                mean kl estimate (when ref_logp is given, even if beta = 0)
     policy/entropy         mean entropy (when entropy_RL is given)
+    policy/entropy_top20   mean entropy of the 20% highest-entropy tokens (top_entropy_sums)
+    (cispo: clip_frac_high = r > 1 + eps_high whatever the sign of A; clip_frac_low = 0)
 """
 
 import dataclasses
@@ -51,6 +59,8 @@ from rlvr_jax.rl.aggregation import AGGREGATIONS
 from rlvr_jax.rl.kl import KL_ESTIMATORS, get_kl_estimator
 
 NUM_TOKENS = "num_tokens"
+TOP_ENTROPY_FRACTION = 0.2
+TOP_ENTROPY_SUM, TOP_ENTROPY_COUNT = "entropy_top20_sum", "entropy_top20_count"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +87,11 @@ class LossConfig:
             raise ValueError(f"rl.eps_high must be > 0, got {self.eps_high}")
         if self.dual_clip is not None and not self.dual_clip > 1.0:
             raise ValueError(f"rl.dual_clip must be None or > 1, got {self.dual_clip}")
+        if self.dual_clip is not None and POLICY_LOSSES[self.loss_type].surrogate == "cispo":
+            raise ValueError(
+                "rl.dual_clip: the dual clip bounds the PPO clip; rl.loss_type = "
+                f"{self.loss_type!r} has none (set rl.dual_clip = None)"
+            )
         if not self.beta >= 0.0:
             raise ValueError(f"rl.beta must be >= 0, got {self.beta}")
         if self.kl_estimator not in KL_ESTIMATORS:
@@ -127,6 +142,16 @@ def clipped_surrogate(
     return loss_RL
 
 
+def cispo_surrogate(
+    logp_RL: jax.Array, ratio_RL: jax.Array, adv_R: jax.Array, eps_high: float
+) -> jax.Array:
+    """CISPO (MiniMax-M1, 2025): REINFORCE on every token, weighted by the clipped,
+    stop-gradient importance ratio: ``l = -sg(min(r, 1 + eps_high)) A logp``. No token's
+    gradient is ever zeroed by the clip (PPO drops the clipped tokens' gradients)."""
+    weight_RL = jax.lax.stop_gradient(jnp.minimum(ratio_RL, 1.0 + eps_high))
+    return -weight_RL * per_token(adv_R) * logp_RL
+
+
 def _clipped_policy_loss(
     logp_RL: jax.Array,
     old_logp_RL: jax.Array | None,
@@ -136,23 +161,36 @@ def _clipped_policy_loss(
     normalizer: jax.Array,
     cfg: LossConfig,
     entropy_RL: jax.Array | None,
+    is_weights_RL: jax.Array | None,
     *,
     log_ratio_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
     aggregation: str,
+    surrogate: str,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     logp_RL = logp_RL.astype(jnp.float32)
     adv_R = adv_R.astype(jnp.float32)
     if old_logp_RL is None:
         old_logp_RL = jax.lax.stop_gradient(logp_RL)
     ratio_RL = jnp.exp(log_ratio_fn(logp_RL, old_logp_RL.astype(jnp.float32), mask_RL))
-    loss_RL = clipped_surrogate(ratio_RL, adv_R, cfg.eps_low, cfg.eps_high, cfg.dual_clip)
+    if surrogate == "cispo":
+        loss_RL = cispo_surrogate(logp_RL, ratio_RL, adv_R, cfg.eps_high)
+    else:
+        loss_RL = clipped_surrogate(ratio_RL, adv_R, cfg.eps_low, cfg.eps_high, cfg.dual_clip)
+    if is_weights_RL is not None:  # off-policy correction (off_policy.py), fixed per rollout
+        loss_RL = jax.lax.stop_gradient(is_weights_RL.astype(jnp.float32)) * loss_RL
 
     m_RL = mask_RL.astype(jnp.float32)
     adv_R1 = per_token(adv_R)
+    if surrogate == "cispo":  # the weight is clipped whatever the advantage's sign
+        clipped_low = jnp.zeros_like(m_RL, dtype=bool)
+        clipped_high = ratio_RL > 1.0 + cfg.eps_high
+    else:  # the clip is active (zero gradient) only on the side the advantage pushes
+        clipped_low = (ratio_RL < 1.0 - cfg.eps_low) & (adv_R1 < 0)
+        clipped_high = (ratio_RL > 1.0 + cfg.eps_high) & (adv_R1 > 0)
     sums = {
         NUM_TOKENS: jnp.sum(m_RL),
-        "policy/clip_frac_low": jnp.sum(m_RL * ((ratio_RL < 1.0 - cfg.eps_low) & (adv_R1 < 0))),
-        "policy/clip_frac_high": jnp.sum(m_RL * ((ratio_RL > 1.0 + cfg.eps_high) & (adv_R1 > 0))),
+        "policy/clip_frac_low": jnp.sum(m_RL * clipped_low),
+        "policy/clip_frac_high": jnp.sum(m_RL * clipped_high),
         "policy/dual_clip_frac": (
             jnp.zeros(())
             if cfg.dual_clip is None
@@ -171,7 +209,9 @@ def _clipped_policy_loss(
     elif cfg.beta > 0:
         raise ValueError(f"rl.beta = {cfg.beta} > 0 needs the reference logprobs (ref_logp_RL)")
     if entropy_RL is not None:
-        sums["policy/entropy"] = jnp.sum(m_RL * jax.lax.stop_gradient(entropy_RL))
+        entropy_RL = jax.lax.stop_gradient(entropy_RL)
+        sums["policy/entropy"] = jnp.sum(m_RL * entropy_RL)
+        sums |= top_entropy_sums(entropy_RL, mask_RL)
 
     w_RL = AGGREGATIONS[aggregation].token_weights(mask_RL)
     loss = jnp.sum(w_RL * loss_RL) / normalizer
@@ -180,14 +220,15 @@ def _clipped_policy_loss(
 
 @dataclasses.dataclass(frozen=True)
 class PolicyLoss:
-    """A registered policy loss: a log-ratio level and a token aggregation.
+    """A registered policy loss: a log-ratio level, a token aggregation and a surrogate.
 
     Call: ``(logp_RL, old_logp_RL, ref_logp_RL, adv_R, mask_RL, normalizer, cfg,
-    entropy_RL=None) -> (loss_contribution, metric_sums)``.
+    entropy_RL=None, is_weights_RL=None) -> (loss_contribution, metric_sums)``.
     """
 
     log_ratio_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
     aggregation: str  # key of AGGREGATIONS
+    surrogate: str = "clip"  # 'clip' (PPO) | 'cispo'
 
     def __call__(
         self,
@@ -199,6 +240,7 @@ class PolicyLoss:
         normalizer: jax.Array,
         cfg: LossConfig,
         entropy_RL: jax.Array | None = None,
+        is_weights_RL: jax.Array | None = None,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         return _clipped_policy_loss(
             logp_RL,
@@ -209,8 +251,10 @@ class PolicyLoss:
             normalizer,
             cfg,
             entropy_RL,
+            is_weights_RL,
             log_ratio_fn=self.log_ratio_fn,
             aggregation=self.aggregation,
+            surrogate=self.surrogate,
         )
 
 
@@ -220,6 +264,7 @@ POLICY_LOSSES: dict[str, PolicyLoss] = {
     "dapo": PolicyLoss(token_log_ratio, "token_mean"),
     "dr_grpo": PolicyLoss(token_log_ratio, "token_sum_max_len"),
     "gspo": PolicyLoss(sequence_log_ratio, "sequence_mean"),
+    "cispo": PolicyLoss(token_log_ratio, "token_mean", surrogate="cispo"),
 }
 
 
@@ -247,14 +292,45 @@ def policy_loss(
     normalizer: jax.Array,
     cfg: LossConfig,
     entropy_RL: jax.Array | None = None,
+    is_weights_RL: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The loss named by ``cfg.loss_type``: ``(loss_contribution, metric_sums)``."""
     return get_policy_loss(cfg.loss_type)(
-        logp_RL, old_logp_RL, ref_logp_RL, adv_R, mask_RL, normalizer, cfg, entropy_RL
+        logp_RL,
+        old_logp_RL,
+        ref_logp_RL,
+        adv_R,
+        mask_RL,
+        normalizer,
+        cfg,
+        entropy_RL,
+        is_weights_RL,
     )
 
 
+def top_entropy_sums(entropy_RL: jax.Array, mask_RL: jax.Array) -> dict[str, jax.Array]:
+    """Sum and count of the entropies of the top ``TOP_ENTROPY_FRACTION`` of this
+    (micro-)batch's completion tokens by entropy (the "forking tokens" of Wang et al., 2025,
+    whose entropy collapses first). Over micro-batches the sums add: the metric is the mean
+    over each micro-batch's top 20%, exact for rl.num_microbatches = 1."""
+    valid = (mask_RL > 0).reshape(-1)
+    flat = jnp.where(valid, entropy_RL.reshape(-1), -jnp.inf)
+    k = jnp.maximum(jnp.ceil(TOP_ENTROPY_FRACTION * jnp.sum(valid)), 1.0).astype(jnp.int32)
+    threshold = jnp.sort(flat)[::-1][k - 1]
+    chosen = valid & (flat >= threshold)
+    return {
+        TOP_ENTROPY_SUM: jnp.sum(jnp.where(chosen, flat, 0.0)),
+        TOP_ENTROPY_COUNT: jnp.sum(chosen.astype(jnp.float32)),
+    }
+
+
 def finalize_metrics(metric_sums: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Token means from (micro-batch-summed) metric sums; drops the token count."""
+    """Token means from (micro-batch-summed) metric sums; drops the token count.
+    ``policy/entropy_top20`` is the mean over its own tokens (``top_entropy_sums``)."""
     num_tokens = jnp.maximum(metric_sums[NUM_TOKENS], 1.0)
-    return {k: v / num_tokens for k, v in metric_sums.items() if k != NUM_TOKENS}
+    counts = (NUM_TOKENS, TOP_ENTROPY_SUM, TOP_ENTROPY_COUNT)
+    out = {k: v / num_tokens for k, v in metric_sums.items() if k not in counts}
+    if TOP_ENTROPY_SUM in metric_sums:
+        top_count = jnp.maximum(metric_sums[TOP_ENTROPY_COUNT], 1.0)
+        out["policy/entropy_top20"] = metric_sums[TOP_ENTROPY_SUM] / top_count
+    return out
