@@ -100,6 +100,11 @@ def get_config() -> config_dict.ConfigDict:
         num_iterations=1,  # mu: updates per rollout batch
         num_microbatches=1,  # gradient accumulation steps
         trainable="lora",  # 'lora' | 'full'
+        off_policy=dict(  # importance weights sampler -> trainer (rlvr_jax/rl/off_policy.py)
+            correction="none",  # 'none' | 'tis' (truncate at cap) | 'mis' (mask beyond cap)
+            level="token",  # 'token' | 'sequence' (product of the token ratios)
+            cap=2.0,  # C
+        ),
         ppo=dict(  # read by rl.algorithm = 'ppo' only (rlvr_jax/rl/ppo.py)
             critic="shared",  # 'shared': value head on the policy's backbone | 'separate' LoRA
             gamma=1.0,  # discount over completion tokens

@@ -21,8 +21,9 @@ from rlvr_jax.rewards import RewardsConfig
 from rlvr_jax.rl.advantages import ADVANTAGE_ESTIMATORS
 from rlvr_jax.rl.dpo import DPOConfig
 from rlvr_jax.rl.losses import LossConfig
+from rlvr_jax.rl.off_policy import OffPolicyConfig
 from rlvr_jax.rl.ppo import PPOConfig
-from rlvr_jax.rl.train_step import TrainStepConfig
+from rlvr_jax.rl.train_step import OffPolicyCorrection, TrainStepConfig
 from rlvr_jax.sampling import SamplingConfig
 from rlvr_jax.tasks import DataConfig, PromptConfig
 
@@ -63,6 +64,7 @@ class RLConfig:
     num_iterations: int  # mu: optimizer updates per rollout batch
     num_microbatches: int  # gradient accumulation steps per update
     trainable: str  # 'lora' | 'full' (policy.TRAINABLE_MODES)
+    off_policy: OffPolicyConfig  # importance weights sampler -> trainer (grpo)
     ppo: PPOConfig
     dpo: DPOConfig
 
@@ -71,6 +73,11 @@ class RLConfig:
         if self.algorithm not in ALGORITHMS:
             raise ConfigError(
                 f"rl.algorithm: unknown {self.algorithm!r}; choose one of {ALGORITHMS}"
+            )
+        if self.off_policy.enabled and self.algorithm != "grpo":
+            raise ConfigError(
+                f"rl.off_policy.correction = {self.off_policy.correction!r}: applies to "
+                f"rl.algorithm = 'grpo' only (not yet to {self.algorithm!r})"
             )
         if self.algorithm == "dpo" and not self.beta > 0:
             raise ConfigError(
@@ -188,8 +195,12 @@ class ExperimentConfig:
         )
 
     def train_step_config(self) -> TrainStepConfig:
+        off_policy = self.rl.off_policy
         return TrainStepConfig(
             num_microbatches=self.rl.num_microbatches,
             num_iterations=self.rl.num_iterations,
             group_size=self.sampling.num_samples,
+            off_policy=(
+                OffPolicyCorrection(off_policy, self.sampling) if off_policy.enabled else None
+            ),
         )

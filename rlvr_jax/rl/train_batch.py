@@ -58,6 +58,7 @@ def make_train_batch(
         "prompt_mask": np.asarray(completions.prompt_mask, np.int32),
         "completion_ids": np.asarray(completions.ids, np.int32),
         "completion_mask": np.asarray(completions.mask, np.int32),
+        "sampler_logprobs": np.asarray(completions.sampling_logprobs, np.float32),
         "rewards": np.asarray(rewards_R, np.float32),
     }
     if host["rewards"].shape != (host["prompt_ids"].shape[0],):

@@ -9,6 +9,8 @@ data axes; letters as in ``policy_logprobs.py``):
     old_logprobs [R, L]    needed when rl.num_iterations (mu) > 1: logprobs of the policy that
                            sampled, fixed for the mu updates on this batch
     ref_logprobs [R, L]    needed when rl.beta > 0: logprobs of the frozen reference
+    sampler_logprobs [R, L]  the sampler's (Completions.sampling_logprobs); with
+                           rl.off_policy the scorer turns them into is_log_ratios [R, L]
 
 Both extra fields come from :func:`make_rollout_scorer`, called **once per rollout**, before
 the mu train steps: the reference does not change across them, so computing it inside the
@@ -56,16 +58,46 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rlvr_jax.models.decoder import Decoder
 from rlvr_jax.parallel import batch_sharding, param_shardings, replicated
 from rlvr_jax.policy import Policy
+from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
 from rlvr_jax.rl.losses import LossConfig, finalize_metrics, loss_normalizer, policy_loss
 from rlvr_jax.rl.microbatch import accumulate_gradients, merge_microbatches, split_microbatches
-from rlvr_jax.rl.policy_logprobs import completion_logprobs
+from rlvr_jax.rl.off_policy import (
+    OffPolicyConfig,
+    importance_weights,
+    off_policy_metrics,
+    sampling_distribution_logprobs,
+    token_log_ratios,
+)
+from rlvr_jax.rl.policy_logprobs import completion_hidden, completion_logprobs
 from rlvr_jax.rl.train_state import TrainState, train_state_shardings
+from rlvr_jax.sampling import SamplingConfig
 
 PyTree = Any
 Batch = dict[str, jax.Array]
 INPUT_KEYS = ("prompt_ids", "prompt_mask", "completion_ids", "completion_mask")
+SAMPLER_LOGPROBS = "sampler_logprobs"  # [R, L] Completions.sampling_logprobs
+IS_LOG_RATIOS = "is_log_ratios"  # [R, L] off_policy.token_log_ratios, from the scorer
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicyCorrection:
+    """Importance weights (``off_policy.py``) against the distribution ``sampling`` draws
+    from: the scorer computes the token log-ratios once per rollout, the step the weights."""
+
+    cfg: OffPolicyConfig
+    sampling: SamplingConfig
+
+    def __post_init__(self):
+        if not self.cfg.enabled:
+            raise ValueError("OffPolicyCorrection needs rl.off_policy.correction != 'none'")
+        if self.sampling.temperature <= 0:
+            raise ValueError(
+                "rl.off_policy.correction: greedy sampling (sampling.temperature = 0) has no "
+                "sampling distribution to correct for"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +109,8 @@ class TrainStepConfig:
     # G: rows p*G .. p*G+G-1 share one prompt (the sampler's layout), so the forward runs each
     # prompt once per micro-batch group (policy_logprobs.py); 1 assumes nothing about rows.
     group_size: int
+    # rl.off_policy with the sampling config it corrects for; None = no correction.
+    off_policy: OffPolicyCorrection | None = None
 
     def __post_init__(self):
         if self.num_microbatches < 1:
@@ -103,6 +137,8 @@ def _check_batch(batch: Batch, step_cfg: TrainStepConfig, loss_cfg: LossConfig) 
         missing.append("old_logprobs (rl.num_iterations > 1; see make_rollout_scorer)")
     if loss_cfg.beta > 0 and "ref_logprobs" not in batch:
         missing.append("ref_logprobs (rl.beta > 0; see make_rollout_scorer)")
+    if step_cfg.off_policy is not None and IS_LOG_RATIOS not in batch:
+        missing.append(f"{IS_LOG_RATIOS} (rl.off_policy; see make_rollout_scorer)")
     if missing:
         raise ValueError(f"train batch is missing {missing}; it has {sorted(batch)}")
 
@@ -126,9 +162,12 @@ def loss_and_grads(
     normalizer = loss_normalizer(batch["completion_mask"], loss_cfg)
     use_old = step_cfg.num_iterations > 1
     use_ref = "ref_logprobs" in batch
-    used = {"old_logprobs": use_old, "ref_logprobs": use_ref}
-    keys = [*INPUT_KEYS, "advantages", *(k for k, needed in used.items() if needed)]
+    keys = [*INPUT_KEYS, "advantages"] + ["old_logprobs"] * use_old + ["ref_logprobs"] * use_ref
     rows = {k: batch[k] for k in keys}  # only these are split into micro-batches
+    if step_cfg.off_policy is not None:
+        rows["is_weights"], _ = importance_weights(
+            batch[IS_LOG_RATIOS], batch["completion_mask"], step_cfg.off_policy.cfg
+        )
 
     def loss_fn(trainable: PyTree, mb: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
         logp_RL, entropy_RL = completion_logprobs(
@@ -149,9 +188,18 @@ def loss_and_grads(
             normalizer,
             loss_cfg,
             entropy_RL,
+            mb.get("is_weights"),
         )
 
     return accumulate_gradients(loss_fn, trainable, rows, step_cfg.num_microbatches)
+
+
+def correction_metrics(batch: Batch, step_cfg: TrainStepConfig) -> dict[str, jax.Array]:
+    """``off_policy/*`` of the batch (empty without a correction)."""
+    if step_cfg.off_policy is None:
+        return {}
+    cfg = step_cfg.off_policy.cfg
+    return off_policy_metrics(batch[IS_LOG_RATIOS], batch["completion_mask"], cfg)
 
 
 def train_step(
@@ -179,6 +227,7 @@ def train_step(
     metrics = {
         "loss": loss,
         **finalize_metrics(sums),
+        **correction_metrics(batch, step_cfg),
         "grad/norm": optax.tree.norm(grads),
         "optim/lr": jnp.asarray(lr_schedule(state.step), jnp.float32),
     }
@@ -235,7 +284,9 @@ def score_rollout(
     memory stays below the step's.
     """
     needs_old = step_cfg.num_iterations > 1
-    rows_MR = split_microbatches({k: batch[k] for k in INPUT_KEYS}, step_cfg.num_microbatches)
+    correction = step_cfg.off_policy
+    keys = (*INPUT_KEYS, SAMPLER_LOGPROBS) if correction is not None else INPUT_KEYS
+    rows_MR = split_microbatches({k: batch[k] for k in keys}, step_cfg.num_microbatches)
 
     def logprobs(variables: dict[str, PyTree], mb: Batch) -> jax.Array:
         inputs = [mb[k] for k in INPUT_KEYS]
@@ -245,13 +296,39 @@ def score_rollout(
 
     def score(mb: Batch) -> Batch:
         out = {}
-        if needs_old:
-            out["old_logprobs"] = logprobs(policy.variables(frozen, trainable), mb)
+        variables = policy.variables(frozen, trainable)
+        if correction is not None:  # one forward gives both
+            out["old_logprobs"], out[IS_LOG_RATIOS] = rollout_policy_logprobs(
+                policy, variables, mb, correction, step_cfg.rows_per_prompt
+            )
+        elif needs_old:
+            out["old_logprobs"] = logprobs(variables, mb)
         if reference is not None:
             out["ref_logprobs"] = logprobs(policy.reference_variables(reference), mb)
         return out
 
-    return jax.tree.map(merge_microbatches, jax.lax.map(score, rows_MR))
+    scored = jax.tree.map(merge_microbatches, jax.lax.map(score, rows_MR))
+    if not needs_old:
+        scored.pop("old_logprobs", None)
+    return scored
+
+
+def rollout_policy_logprobs(
+    policy: Policy,
+    variables: dict[str, PyTree],
+    mb: Batch,
+    correction: OffPolicyCorrection,
+    rows_per_prompt: int,
+) -> tuple[jax.Array, jax.Array]:
+    """``(logp_RL, log_ratios_RL)`` of the policy that sampled: its temperature-1 logprobs
+    and the token log-ratios of its sampling distribution to the sampler's."""
+    inputs = [mb[k] for k in INPUT_KEYS]
+    hidden = completion_hidden(policy.model, variables, *inputs, rows_per_prompt=rows_per_prompt)
+    logits = policy.model.apply(variables, hidden, method=Decoder.logits)
+    ids, mask = mb["completion_ids"], mb["completion_mask"]
+    logp = jnp.where(mask > 0, token_logprobs_and_entropy(logits, ids, 1.0)[0], 0.0)
+    trainer = sampling_distribution_logprobs(logits, ids, correction.sampling)
+    return logp, token_log_ratios(trainer, mb[SAMPLER_LOGPROBS], mask)
 
 
 def make_rollout_scorer(
@@ -273,7 +350,7 @@ def make_rollout_scorer(
             f"rl.beta = {loss_cfg.beta}: the policy was built with has_reference="
             f"{policy.has_reference}; build it with has_reference = (rl.beta > 0)"
         )
-    if step_cfg.num_iterations == 1 and reference is None:
+    if step_cfg.num_iterations == 1 and reference is None and step_cfg.off_policy is None:
         return lambda state, batch: batch
     mesh = policy.mesh
     fn = functools.partial(score_rollout, policy=policy, step_cfg=step_cfg)
@@ -288,8 +365,10 @@ def make_rollout_scorer(
         out_shardings=batch_sharding(mesh),
     )
 
+    keys = (*INPUT_KEYS, SAMPLER_LOGPROBS) if step_cfg.off_policy is not None else INPUT_KEYS
+
     def scorer(state: TrainState, batch: Batch) -> Batch:
-        inputs = {k: batch[k] for k in INPUT_KEYS}
+        inputs = {k: batch[k] for k in keys}
         return {**batch, **jitted(policy.frozen, state.trainable, reference, inputs)}
 
     return scorer
