@@ -47,6 +47,18 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DynamicSamplingConfig:
+    """DAPO's over-sample-and-filter (`config.rl.dynamic_sampling`)."""
+
+    enabled: bool  # keep only groups whose rewards vary
+    max_rounds: int  # batches of prompts drawn at most per RL step
+
+    def __post_init__(self):
+        if self.max_rounds < 1:
+            raise ConfigError(f"rl.dynamic_sampling.max_rounds must be >= 1, got {self.max_rounds}")
+
+
+@dataclasses.dataclass(frozen=True)
 class RLConfig:
     """The algorithm (`config.rl`); which keys each algorithm reads: rl/algorithm.py."""
 
@@ -64,6 +76,7 @@ class RLConfig:
     num_iterations: int  # mu: optimizer updates per rollout batch
     num_microbatches: int  # gradient accumulation steps per update
     trainable: str  # 'lora' | 'full' (policy.TRAINABLE_MODES)
+    dynamic_sampling: DynamicSamplingConfig  # DAPO: keep groups whose rewards vary
     off_policy: OffPolicyConfig  # importance weights sampler -> trainer (grpo)
     ppo: PPOConfig
     dpo: DPOConfig

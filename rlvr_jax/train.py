@@ -27,6 +27,7 @@ import numpy as np
 from rlvr_jax import checkpoints, rng_streams
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError
+from rlvr_jax.dynamic_sampling import step_rollout
 from rlvr_jax.evaluation.runner import evaluate
 from rlvr_jax.export import export_critic, export_merged, export_peft_adapter
 from rlvr_jax.multihost import any_process, fetch_global, gather_rows
@@ -39,8 +40,9 @@ from rlvr_jax.rewards import reward_metrics
 from rlvr_jax.rl.algorithm import Algorithm, init_state, make_algorithm
 from rlvr_jax.rl.train_batch import completion_metrics
 from rlvr_jax.rl.train_state import step_rng
-from rlvr_jax.rollout import Rollout, global_scores, rollout
+from rlvr_jax.rollout import Rollout, global_scores
 from rlvr_jax.run_setup import RunSetup, setup_run
+from rlvr_jax.tasks import RowIterator
 
 
 class NonFiniteMetricError(FloatingPointError):
@@ -112,12 +114,16 @@ def log_samples(out: Rollout) -> list[dict]:
     ]
 
 
-def rl_step(run: RunSetup, state, rows: list[dict], algorithm: Algorithm):
-    """Rollout, rewards, the algorithm's batch and its mu updates: (state, metrics, samples)."""
+def rl_step(run: RunSetup, state, iterator: RowIterator, algorithm: Algorithm):
+    """Rollout (dynamic sampling included), rewards, the algorithm's batch and its mu
+    updates: (state, metrics, samples)."""
     exp = run.exp
     t_step = time.perf_counter()
-    out = rollout(run, state.trainable, rows, step_rng(state, rng_streams.ROLLOUT), run.sampling)
-    num_tokens = float(np.sum(gather_rows(out.completions.lengths)))  # every process's rows
+    key = step_rng(state, rng_streams.ROLLOUT)
+    sampled = step_rollout(run, state.trainable, iterator, key, exp.rl.dynamic_sampling)
+    out = sampled.batch
+    drawn = [r.completions for r in sampled.drawn]
+    num_tokens = float(sum(np.sum(gather_rows(c.lengths)) for c in drawn))  # every process
     t_score = time.perf_counter()
     # Before the updates (the step donates the state); blocking only splits the timing.
     batch, batch_metrics = jax.block_until_ready(algorithm.prepare(out, state))
@@ -127,8 +133,9 @@ def rl_step(run: RunSetup, state, rows: list[dict], algorithm: Algorithm):
     train_metrics = jax.device_get({**train_metrics, **batch_metrics})
     now = time.perf_counter()
     metrics = {
-        **reward_metrics(global_scores(out.scores)),
-        **completion_metrics(out.completions),
+        **reward_metrics(global_scores(sampled.drawn_scores)),
+        **completion_metrics(drawn),
+        **sampled.metrics,
         **out.seconds,
         "throughput/sample_tokens_per_s": num_tokens / out.seconds["time/sample_s"],
         **{k: float(v) for k, v in train_metrics.items()},
@@ -193,7 +200,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
         with stop_requests() as stop, CompilationCounter() as compiles:
             while step < exp.max_steps and not stopping:
                 before = compiles.snapshot()
-                state, metrics, samples = rl_step(run, state, next(iterator), algorithm)
+                state, metrics, samples = rl_step(run, state, iterator, algorithm)
                 metrics |= compiles.metrics_since(before)
                 step += 1
                 check_finite(step, metrics)

@@ -72,10 +72,13 @@ def make_train_batch(
     return placed, metrics
 
 
-def completion_metrics(completions: Completions) -> dict[str, float]:
-    """``completion/length_mean`` and ``completion/truncated_frac`` over every process's rows."""
-    lengths = gather_rows(np.asarray(completions.lengths, np.float32))
-    truncated = gather_rows(np.asarray(completions.truncated, np.float32))
+def completion_metrics(completions: list[Completions]) -> dict[str, float]:
+    """``completion/length_mean`` and ``completion/truncated_frac`` over every row of every
+    process (of each batch of ``completions``)."""
+    lengths = np.concatenate([gather_rows(np.asarray(c.lengths, np.float32)) for c in completions])
+    truncated = np.concatenate(
+        [gather_rows(np.asarray(c.truncated, np.float32)) for c in completions]
+    )
     return {
         "completion/length_mean": float(np.mean(lengths)),
         "completion/truncated_frac": float(np.mean(truncated)),
