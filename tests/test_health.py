@@ -1,6 +1,9 @@
-"""Training-health alerts: each rule on controlled metric sequences.
+"""Training-health alerts: each rule on controlled metric sequences, and the stop path.
 
-The rules are pure (rlvr_jax/health.py), so the tests feed `check` hand-made metrics.
+The rules are pure (rlvr_jax/health.py), so most tests feed `check` hand-made metrics. The
+last tests train configs/tiny.py with an alert that must fire and is listed in
+`health.stop_on`: the run saves, stops with an error naming the alert and the step, and
+resumes from that checkpoint.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from pathlib import Path
 
 import pytest
 from config_sections import section
+from tiny_rl import fast_compile
 
 from rlvr_jax import health
-from rlvr_jax.config_builder import ConfigError
-from rlvr_jax.health import HealthConfig, HealthState
+from rlvr_jax.config_builder import ConfigError, sibling_config
+from rlvr_jax.health import HealthConfig, HealthState, HealthStopError
 
 REPO = Path(__file__).resolve().parents[1]
 # A healthy run: the measured 36 GRPO steps of configs/arithmetic.py (BUILD_NOTES.md).
@@ -207,3 +211,40 @@ def test_stop_on_picks_the_listed_alert():
     assert [a.name for a in alerts] == ["kl", "truncation"]
     assert health.stop_alert(alerts, cfg()) is None
     assert health.stop_alert(alerts, cfg(stop_on=("truncation",))).name == "truncation"
+
+
+def tiny(**overrides):
+    config = sibling_config(str(REPO / "configs" / "tiny.py"), "tiny")
+    config.observers.tensorboard = False
+    config.eval.every_steps = 0
+    for key, value in overrides.items():
+        group, leaf = key.split(".")
+        config[group][leaf] = value
+    return config
+
+
+def test_an_alert_in_stop_on_saves_stops_and_resumes(tmp_path):
+    from rlvr_jax.train import train_and_evaluate
+
+    # The tiny random model never emits EOS within 8 tokens: truncated_frac is 1 > 0.
+    stop = {"health.max_truncated": 0.0, "health.stop_on": ("truncation",)}
+    with fast_compile(), pytest.raises(HealthStopError) as error:
+        train_and_evaluate(tiny(**stop), tmp_path)
+    message = str(error.value)
+    assert message.startswith("step 1: completion/truncated_frac 1 > 0: ")
+    assert "raise sampling.max_new_tokens" in message and "'truncation'" in message
+    assert error.value.alert.step == 1
+    checkpoint = tmp_path / "checkpoints" / "1"
+    assert error.value.checkpoint == checkpoint.absolute() and str(checkpoint) in message
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1"]
+    meta = json.loads((checkpoint / "meta" / "metadata").read_text())
+    assert meta["rl_step"] == 1
+    assert ["truncation", "completion/truncated_frac"] in meta["health"]["active"]
+    train = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "loss" in r]
+    assert [(r["step"], r["alert/truncation"]) for r in train] == [(1, 1.0)]
+
+    # Nothing saved is lost: without the stop, the run resumes from step 1 to the end.
+    with fast_compile():
+        train_and_evaluate(tiny(**{"health.max_truncated": 0.0}), tmp_path)
+    train = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "loss" in r]
+    assert [(r["step"], r["alert/truncation"]) for r in train] == [(1, 1.0), (2, 1.0), (3, 1.0)]
