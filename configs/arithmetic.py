@@ -164,4 +164,16 @@ def get_config() -> config_dict.ConfigDict:
         num_samples_to_log=3,
         log_every=1,
     )
+    c.health = dict(  # training-health alerts (rlvr_jax/health.py); a threshold None = off
+        entropy_metric="policy/entropy",  # the entropy that entropy_collapse watches
+        entropy_collapse=0.1,  # alert when it falls below this x its step-1 value
+        hacking_window=8,  # W: steps over which reward_hacking compares rises
+        hacking_rise=0.2,  # alert when a reward/<label>/mean rises by more than this ...
+        hacking_correct_rise=0.0,  # ... while reward/correct_frac rises by at most this
+        max_clip_frac=0.2,  # alert above: policy/clip_frac_low + policy/clip_frac_high
+        max_kl=0.5,  # alert above: kl/mean
+        max_zero_std=0.9,  # alert above: frac_zero_std (groups without reward variance)
+        max_truncated=0.5,  # alert above: completion/truncated_frac
+        stop_on=(),  # alerts that save a checkpoint and stop the run, e.g. ('kl',)
+    )
     return c

@@ -12,6 +12,7 @@ from typing import Any
 
 from rlvr_jax.checkpoints import CheckpointConfig
 from rlvr_jax.config_builder import ConfigError, build
+from rlvr_jax.health import HealthConfig
 from rlvr_jax.models.lora import LoraConfig
 from rlvr_jax.observers.config import ObserversConfig
 from rlvr_jax.optim import OptimConfig
@@ -149,6 +150,7 @@ class ExperimentConfig:
     eval: EvalConfig
     checkpoint: CheckpointConfig
     observers: ObserversConfig
+    health: HealthConfig
     seed: int  # model init, LoRA init, sampling
     max_steps: int  # RL steps; a resumed run continues up to this
 

@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from rlvr_jax import checkpoints, rng_streams
+from rlvr_jax import checkpoints, health, rng_streams
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.dynamic_sampling import step_rollout
@@ -166,11 +166,12 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
     optimizer, schedule = make_optimizer(exp.optim), make_schedule(exp.optim)
     state = init_state(exp, policy, jax.random.key(exp.seed), optimizer)
     manager = checkpoints.make_manager(workdir, exp.checkpoint)
-    start_step, iterator_state = 0, None
+    start_step, iterator_state, health_state = 0, None, health.HealthState.empty()
     restored = checkpoints.restore_latest(manager, state)
     if restored is not None:
         state, meta = restored
         start_step, iterator_state = int(meta["rl_step"]), meta["data_iterator"]
+        health_state = health.from_meta(meta)
         logging.info("resumed from %s at RL step %d", manager.directory, start_step)
     iterator = run.iterator(iterator_state)
 
@@ -182,6 +183,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
 
         def save(step: int) -> None:
             meta = {"rl_step": step, "data_iterator": iterator.state(), "config": config_json}
+            meta["health"] = health_state.to_json()  # the alerts' history: exact on resume
             checkpoints.save(manager, step, state, meta)
 
         def maybe_evaluate(step: int) -> None:
@@ -195,7 +197,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
 
         if start_step == 0:
             maybe_evaluate(0)
-        step, metrics = start_step, {}
+        step, metrics, halt = start_step, {}, None
         stopping = False  # a stop request seen by any process: all stop after the same step
         with stop_requests() as stop, CompilationCounter() as compiles:
             while step < exp.max_steps and not stopping:
@@ -204,12 +206,15 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
                 metrics |= compiles.metrics_since(before)
                 step += 1
                 check_finite(step, metrics)
+                health_state, alerts = health.check(health_state, step, metrics, exp.health)
+                metrics |= health.report(alerts)  # warns at onset; alert/<name> = 1.0
                 observers.on_step_end(step, metrics, samples)
-                stopping = any_process(bool(stop))
+                halt = health.stop_alert(alerts, exp.health)  # an alert in health.stop_on
+                stopping = any_process(bool(stop) or halt is not None)
                 if step % exp.checkpoint.every_steps == 0 or step == exp.max_steps or stopping:
                     save(step)
                 maybe_evaluate(step)
-            if stopping:
+            if stopping and halt is None:  # a stop by an alert raises below
                 logging.warning(
                     "stopped by %s after RL step %d (checkpoint saved)",
                     stop["signal"] if stop else "another process's stop request",
@@ -218,6 +223,8 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
         if step == exp.max_steps:
             export(run, state, workdir / "export", is_main)
         observers.on_run_end(step, metrics)
+        if halt is not None:
+            raise health.HealthStopError(halt, Path(manager.directory) / str(step))
         return metrics
 
 
