@@ -138,5 +138,6 @@ def get_config() -> config_dict.ConfigDict:
         sample_every=10,  # log a few completions every N steps
         num_samples_to_log=3,
         log_every=1,
+        third_party_logging=False,  # True: Orbax/JAX/absl/datasets INFO records on the console too
     )
     return c

@@ -48,6 +48,7 @@ def _config(**overrides) -> ObserversConfig:
         sample_every=2,
         num_samples_to_log=2,
         log_every=1,
+        third_party_logging=False,
     )
     return section(ObserversConfig, "observers", **{**fields, **overrides})
 
@@ -328,8 +329,8 @@ def test_console_progress_samples_and_eval_table(tmp_path, caplog):
     text = caplog.text
     assert "samples @ step 2" in text and "answer_match=1.000" in text
     assert "<answer>4</answer>" in text and "What is 2+2?" in text
-    assert "eval @ step 4" in text and "eval/accuracy" in text
-    assert "run end @ step 5" in text
+    assert "eval @ step 4: accuracy 0.500" in text
+    assert "run end @ step 5/5" in text
 
 
 # --- W&B -------------------------------------------------------------------------------------
