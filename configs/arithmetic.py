@@ -126,7 +126,13 @@ def get_config() -> config_dict.ConfigDict:
         confidence=0.95,  # bootstrap interval level
         num_resamples=2000,  # bootstrap resamples
     )
-    c.checkpoint = dict(every_steps=10, max_to_keep=2)
+    c.checkpoint = dict(
+        every_steps=10,  # and at the end, and on SIGTERM/SIGINT
+        max_to_keep=2,  # newest checkpoints kept on disk
+        # Resuming refuses a config that differs from the checkpoint's outside the safe keys
+        # (rlvr_jax/resume.py: max_steps, eval.*, observers.*, ...); True accepts any change.
+        allow_config_changes=False,
+    )
     c.observers = dict(
         console=True,
         jsonl=True,  # <workdir>/metrics.jsonl and samples.jsonl
