@@ -140,8 +140,8 @@ class ConsoleObserver(Observer):
         self,
         log_every: int,
         workdir: str | os.PathLike,
-        logs: tuple[bool, bool] = (False, False),
-        live_stream: IO[str] | None = None,
+        logs: tuple[bool, bool],
+        live_stream: IO[str] | None,
     ):
         """`logs`: whether metrics.jsonl and tensorboard/ are written (the run-end summary
         names them); `live_stream`: draw tqdm bars there (a terminal); None: plain lines."""
