@@ -142,30 +142,40 @@ class Launcher:
         return proc.wait(timeout=timeout), log.read_text()
 
 
-def kill_on_timer(proc: subprocess.Popen, workdir: Path, after_step: int, rows: int, delay: float):
-    """SIGKILL once `rows` train rows past `after_step` are in metrics.jsonl, + `delay` s."""
+# Timer kills wait for a moment of the run, then a random delay: the child's console line
+# after its imports (the model is loading next), its run-start line (the checkpoint is
+# restored; an evaluation or the first step's compilation is next), or n new train rows.
+AFTER_IMPORTS, AFTER_START = "JAX devices", "] run "
+MOMENTS = {AFTER_IMPORTS: "the imports", AFTER_START: "the run-start line"}
+
+
+def kill_on_timer(
+    proc: subprocess.Popen, log: Path, workdir: Path, done: int, after: str | int, delay: float
+) -> int:
+    """SIGKILL `delay` s after `after` (a console text, or that many train rows past step
+    `done` in metrics.jsonl); returns the exit status."""
     deadline = time.monotonic() + 600
     while proc.poll() is None and time.monotonic() < deadline:
-        new = [s for s in train_rows(workdir) if s > after_step]
-        if len(new) >= rows:
+        if isinstance(after, str):
+            reached = after in log.read_text()
+        else:
+            reached = len([s for s in train_rows(workdir) if s > done]) >= after
+        if reached:
             time.sleep(delay)
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     proc.kill()  # SIGKILL
     return proc.wait(timeout=60)
 
 
-def draw_kill(rng: random.Random, kind: str, done: int) -> tuple[str, int, float]:
-    """(crash_child KILL, rows, delay) of a `kind` kill for a restart at step `done`.
-
-    Timer kills wait for `rows` new train rows (0: none, and then up to 12 s from the
-    start: imports, compilation, the first steps), then `delay` seconds.
-    """
+def draw_kill(rng: random.Random, kind: str, done: int) -> tuple[str, str | int, float]:
+    """(crash_child KILL, after, delay) of a `kind` kill for a restart at step `done`;
+    `after` and `delay` are for timer kills (see `kill_on_timer`)."""
     left = STEPS - done
     if kind == "timer":
-        rows = rng.randint(0, max(0, left - 3))
-        delay = rng.uniform(0.0, 12.0) if rows == 0 else rng.uniform(0.0, 0.3)
-        return "none", rows, delay
+        after = rng.choice([AFTER_IMPORTS, AFTER_START, *range(1, max(1, left - 2))])
+        delay = rng.uniform(0.0, 3.0) if after == AFTER_IMPORTS else rng.uniform(0.0, 0.3)
+        return "none", after, delay
     if kind == "eval":
         return "eval", 0, 0.0
     return f"{kind}:{rng.randint(1, left // EVERY)}", 0, 0.0
@@ -199,16 +209,17 @@ def test_sigkill_at_ten_random_moments_loses_nothing(tmp_path, capsys):
         done = max(complete_steps(workdir), default=0)
         in_export = len(kills) >= 8
         if in_export:
-            kill, rows, delay = ("export-write" if len(kills) == 8 else "export-swap"), 0, 0.0
+            kill, after, delay = ("export-write" if len(kills) == 8 else "export-swap"), 0, 0.0
         else:
             assert done < STEPS, f"the run finished after {len(kills)} kills: {kills}"
-            kill, rows, delay = draw_kill(rng, kinds[len(kills)], done)
+            kill, after, delay = draw_kill(rng, kinds[len(kills)], done)
         before = leftovers(workdir)
         starts = len(read_rows(workdir / "runs.jsonl"))
         proc, log = launcher.start(kill)
         if kill == "none":
-            rc = kill_on_timer(proc, workdir, done, rows, delay)
-            where = f"on a timer: {rows} new step(s) + {delay:.2f} s"
+            rc = kill_on_timer(proc, log, workdir, done, after, delay)
+            moment = f"{after} new step(s)" if isinstance(after, int) else MOMENTS[after]
+            where = f"on a timer: {delay:.2f} s after {moment}"
         else:
             rc = proc.wait(timeout=600)
             lines = [x for x in log.read_text().splitlines() if x.startswith("crash_child:")]
