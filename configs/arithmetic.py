@@ -151,7 +151,13 @@ def get_config() -> config_dict.ConfigDict:
         confidence=0.95,  # bootstrap interval level
         num_resamples=2000,  # bootstrap resamples
     )
-    c.checkpoint = dict(every_steps=10, max_to_keep=2)
+    c.checkpoint = dict(
+        every_steps=10,  # and at the end, and on SIGTERM/SIGINT
+        max_to_keep=2,  # newest checkpoints kept on disk
+        # Resuming refuses a config that differs from the checkpoint's outside the safe keys
+        # (rlvr_jax/resume.py: max_steps, eval.*, observers.*, ...); True accepts any change.
+        allow_config_changes=False,
+    )
     c.observers = dict(
         console=True,
         jsonl=True,  # <workdir>/metrics.jsonl and samples.jsonl
@@ -163,6 +169,7 @@ def get_config() -> config_dict.ConfigDict:
         sample_every=10,  # log a few completions every N steps
         num_samples_to_log=3,
         log_every=1,
+        third_party_logging=False,  # True: Orbax/JAX/absl/datasets INFO records on the console too
     )
     c.health = dict(  # training-health alerts (rlvr_jax/health.py); a threshold None = off
         entropy_metric="policy/entropy",  # the entropy that entropy_collapse watches

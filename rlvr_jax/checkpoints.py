@@ -7,16 +7,34 @@ A checkpoint holds two items:
     so a resumed run continues exactly where it stopped and can be audited.
 Saving is synchronous: a checkpoint returned from `save` is complete on disk, which is
 what a SIGTERM handler needs before the process exits.
+
+Crash safety. Orbax writes a step into `<step>.orbax-checkpoint-tmp`, then writes
+`commit_success.txt` and renames the directory to `<step>` (atomic on a local file system).
+A process killed at any moment (SIGKILL included) leaves either the finished `<step>` or
+a tmp directory that is never read (and is removed when that step is saved again).
+`restore_latest` restores the newest step that is *complete*: finalized by that rename,
+with its commit marker and both items' markers present; an incomplete one (a deletion of
+an old step cut short) is skipped with a warning. A save that fails (a full disk, lost
+permissions) raises `CheckpointWriteError` naming the directory and the previous step,
+which stays valid, after removing the failed step's tmp directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
+
+from rlvr_jax.errors import CheckpointWriteError
+from rlvr_jax.log_filter import third_party_held_back
+
+COMMIT_MARKER = "commit_success.txt"  # Orbax writes it last, before the final rename
+ITEMS = ("state", "meta")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,12 +43,17 @@ class CheckpointConfig:
 
     every_steps: int  # save every N RL steps (and always at the end and on SIGTERM/SIGINT)
     max_to_keep: int  # newest checkpoints kept on disk
+    allow_config_changes: bool  # resume even where the config changed unsafe keys (resume.py)
 
     def __post_init__(self):
         if self.every_steps < 1:
             raise ValueError(f"checkpoint.every_steps must be >= 1, got {self.every_steps}")
         if self.max_to_keep < 1:
             raise ValueError(f"checkpoint.max_to_keep must be >= 1, got {self.max_to_keep}")
+        if not isinstance(self.allow_config_changes, bool):
+            raise ValueError(
+                f"checkpoint.allow_config_changes: True or False, got {self.allow_config_changes!r}"
+            )
 
 
 def make_manager(workdir: str | Path, cfg: CheckpointConfig) -> ocp.CheckpointManager:
@@ -41,17 +64,64 @@ def make_manager(workdir: str | Path, cfg: CheckpointConfig) -> ocp.CheckpointMa
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict[str, Any]) -> None:
-    manager.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-        force=True,
+    """Writes step `step` completely, or raises `CheckpointWriteError` (previous step intact)."""
+    try:
+        with third_party_held_back():  # Orbax logs the failure per thread; we report it once
+            manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                ),
+                force=True,
+            )
+            manager.wait_until_finished()
+    except Exception as e:
+        directory = Path(manager.directory)
+        for tmp in directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+            shutil.rmtree(tmp, ignore_errors=True)  # frees what the failed save took
+        previous = latest_complete_step(directory)
+        kept = f"step {previous} is intact" if previous is not None else "none was saved before"
+        cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointWriteError(
+            f"could not write checkpoint step {step} in {directory}: {cause}. The previous "
+            f"checkpoint: {kept}; free space or fix permissions there and rerun the same "
+            "command to resume from it."
+        ) from e
+
+
+def is_complete(step_dir: Path) -> bool:
+    """Finalized (renamed from tmp), with Orbax's commit marker and both items present."""
+    return (
+        step_dir.name.isdigit()
+        and (step_dir / COMMIT_MARKER).is_file()
+        and all((step_dir / item / COMMIT_MARKER).is_file() for item in ITEMS)
     )
-    manager.wait_until_finished()
+
+
+def latest_complete_step(directory: str | Path) -> int | None:
+    """The newest complete step in a checkpoint directory; incomplete ones are logged."""
+    directory = Path(directory)
+    steps = sorted((int(p.name) for p in directory.glob("*") if p.name.isdigit()), reverse=True)
+    for step in steps:
+        if is_complete(directory / str(step)):
+            return step
+        logging.warning("checkpoint %s is incomplete: skipped", directory / str(step))
+    return None
+
+
+def latest_meta(manager: ocp.CheckpointManager) -> tuple[int, dict] | None:
+    """(step, meta) of the newest complete checkpoint, without reading its arrays; or None."""
+    step = latest_complete_step(manager.directory)
+    if step is None:
+        return None
+    restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return step, dict(restored["meta"])
 
 
 def restore_latest(manager: ocp.CheckpointManager, like_state: Any) -> tuple[Any, dict] | None:
-    """(state, meta) of the newest checkpoint, shaped and sharded like `like_state`; or None."""
-    step = manager.latest_step()
+    """(state, meta) of the newest complete checkpoint, shaped and sharded like `like_state`;
+    or None."""
+    step = latest_complete_step(manager.directory)
     if step is None:
         return None
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)

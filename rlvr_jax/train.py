@@ -5,13 +5,17 @@ One RL step, as data flows (DESIGN.md):
   -> the algorithm's batch (rl/algorithm.py: advantages, values or pairs) -> mu jitted
   updates -> metrics -> observers; held-out evaluation at step 0 and every
   `eval.every_steps`; Orbax checkpoints every `checkpoint.every_steps`, at the end, and on
-  SIGTERM/SIGINT (save, then exit cleanly).
+  SIGTERM/SIGINT (save, then exit cleanly). A step's evaluation comes before its
+  checkpoint, so a run killed at any moment resumes with nothing lost; a resume checks the
+  config against the checkpoint's (resume.py) and, at the last step, only finishes a
+  missing export (run_export.py).
 The loop holds no algorithm math: every piece is a pure function from `rlvr_jax.*`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -24,25 +28,28 @@ from typing import Any
 import jax
 import numpy as np
 
-from rlvr_jax import checkpoints, health, rng_streams
+from rlvr_jax import checkpoints, health, resume, rng_streams
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.dynamic_sampling import step_rollout
 from rlvr_jax.evaluation.runner import evaluate
-from rlvr_jax.export import export_critic, export_merged, export_peft_adapter
-from rlvr_jax.multihost import any_process, fetch_global, gather_rows
+from rlvr_jax.log_filter import quiet_third_party_logging
+from rlvr_jax.multihost import any_process, gather_rows
 from rlvr_jax.observers import make_observers
 from rlvr_jax.observers.compilations import CompilationCounter
 from rlvr_jax.observers.metrics import TOKENS_PER_S, memory_metrics
 from rlvr_jax.optim import make_optimizer, make_schedule
 from rlvr_jax.parallel import make_mesh
+from rlvr_jax.provenance import run_provenance
 from rlvr_jax.rewards import reward_metrics
 from rlvr_jax.rl.algorithm import Algorithm, init_state, make_algorithm
 from rlvr_jax.rl.train_batch import completion_metrics
 from rlvr_jax.rl.train_state import step_rng
 from rlvr_jax.rollout import Rollout, global_scores
+from rlvr_jax.run_export import EXPORT_DIR, export_run, is_current
 from rlvr_jax.run_setup import RunSetup, setup_run
 from rlvr_jax.tasks import RowIterator
+from rlvr_jax.workdir import prepare_workdir
 
 
 class NonFiniteMetricError(FloatingPointError):
@@ -154,10 +161,17 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
     Returns the metrics of the last RL step run (empty if none ran).
     """
     exp = ExperimentConfig.from_config_dict(config)  # config errors: before any compile
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    quiet_third_party_logging(not exp.observers.third_party_logging)
+    workdir = prepare_workdir(workdir)  # not writable: WorkdirError naming it, before any load
     is_main = jax.process_index() == 0
     config_json = json.loads(config.to_json_best_effort())
+    manager = checkpoints.make_manager(workdir, exp.checkpoint)
+    saved = checkpoints.latest_meta(manager)  # a changed config fails here (resume.py)
+    if saved is not None:
+        where = f"the checkpoint {manager.directory / str(saved[0])}"
+        resume.check_config(
+            saved[1]["config"], config_json, exp.checkpoint.allow_config_changes, where
+        )
     mesh = make_mesh(exp.mesh)
     check_batch_fits_mesh(exp, mesh.size)
     run = setup_run(exp, mesh)
@@ -165,7 +179,6 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
 
     optimizer, schedule = make_optimizer(exp.optim), make_schedule(exp.optim)
     state = init_state(exp, policy, jax.random.key(exp.seed), optimizer)
-    manager = checkpoints.make_manager(workdir, exp.checkpoint)
     start_step, iterator_state, health_state = 0, None, health.HealthState.empty()
     restored = checkpoints.restore_latest(manager, state)
     if restored is not None:
@@ -177,9 +190,8 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
 
     algorithm = make_algorithm(exp, policy, optimizer, schedule, state)
     with make_observers(exp.observers, workdir, is_main) as observers:
-        observers.on_run_start(
-            config_json, {"num_steps": exp.max_steps, "resumed_from_step": start_step}
-        )
+        run_meta = {"num_steps": exp.max_steps, "resumed_from_step": start_step}
+        observers.on_run_start(config_json, {**run_meta, "provenance": run_provenance()})
 
         def save(step: int) -> None:
             meta = {"rl_step": step, "data_iterator": iterator.state(), "config": config_json}
@@ -191,12 +203,15 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
             if not run.eval_rows or every == 0 or (step % every and step != exp.max_steps):
                 return
             t0 = time.perf_counter()
-            metrics, samples = evaluate(run, state.trainable)
+            progress = functools.partial(observers.on_eval_progress, step)
+            metrics, samples = evaluate(run, state.trainable, progress)
             metrics["eval/time_s"] = time.perf_counter() - t0
             observers.on_eval_end(step, metrics, samples)
 
         if start_step == 0:
             maybe_evaluate(0)
+        if finished := resume.finished_message(start_step, exp.max_steps, str(manager.directory)):
+            logging.info("%s", finished)
         step, metrics, halt = start_step, {}, None
         stopping = False  # a stop request seen by any process: all stop after the same step
         with stop_requests() as stop, CompilationCounter() as compiles:
@@ -211,37 +226,23 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
                 observers.on_step_end(step, metrics, samples)
                 halt = health.stop_alert(alerts, exp.health)  # an alert in health.stop_on
                 stopping = any_process(bool(stop) or halt is not None)
+                if not stopping:  # before the save: a checkpoint at step k has k's eval too
+                    maybe_evaluate(step)
                 if step % exp.checkpoint.every_steps == 0 or step == exp.max_steps or stopping:
                     save(step)
-                maybe_evaluate(step)
             if stopping and halt is None:  # a stop by an alert raises below
                 logging.warning(
                     "stopped by %s after RL step %d (checkpoint saved)",
                     stop["signal"] if stop else "another process's stop request",
                     step,
                 )
-        if step == exp.max_steps:
-            export(run, state, workdir / "export", is_main)
+        if step >= exp.max_steps:  # also when a resume had nothing to do: redo a lost export
+            out = workdir / EXPORT_DIR
+            if is_current(out, step):
+                logging.info("exports of RL step %d are in %s", step, out)
+            else:
+                export_run(run, state, out, step, is_main)
         observers.on_run_end(step, metrics)
         if halt is not None:
             raise health.HealthStopError(halt, Path(manager.directory) / str(step))
         return metrics
-
-
-def export(run: RunSetup, state: Any, out: Path, is_main: bool) -> None:
-    """A PEFT adapter (LoRA runs), a merged HF checkpoint and PPO's critic under `out`,
-    written by the main process (every process must call it: gathering the trees is a
-    collective)."""
-    params, lora = run.policy.export_trees(state.trainable)
-    critic = fetch_global(state.critic)
-    if not is_main:
-        return
-    cfg = run.policy.model.cfg
-    checkpoint = run.exp.model.checkpoint
-    if lora is not None:
-        export_peft_adapter(lora, run.exp.lora, cfg, out / "adapter", checkpoint)
-    lora_cfg = run.exp.lora if lora is not None else None
-    export_merged(params, lora, lora_cfg, cfg, out / "merged", run.checkpoint_dir)
-    if critic is not None:
-        export_critic(critic, run.exp.rl.ppo.critic, run.exp.lora, cfg, out / "critic", checkpoint)
-    logging.info("exported %s", out)

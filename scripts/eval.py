@@ -15,6 +15,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from rlvr_jax.cli import initialize_distributed
+from rlvr_jax.log_filter import quiet_third_party_logging
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file.", lock_config=True
@@ -27,6 +28,7 @@ flags.mark_flags_as_required(["config", "out"])
 
 def main(argv):
     del argv
+    quiet_third_party_logging(not _CONFIG.value.observers.third_party_logging)
     initialize_distributed()
     from rlvr_jax.evaluation.evaluate_run import compare_dirs, evaluate_run
 

@@ -48,6 +48,7 @@ def _config(**overrides) -> ObserversConfig:
         sample_every=2,
         num_samples_to_log=2,
         log_every=1,
+        third_party_logging=False,
     )
     return section(ObserversConfig, "observers", **{**fields, **overrides})
 
@@ -328,8 +329,8 @@ def test_console_progress_samples_and_eval_table(tmp_path, caplog):
     text = caplog.text
     assert "samples @ step 2" in text and "answer_match=1.000" in text
     assert "<answer>4</answer>" in text and "What is 2+2?" in text
-    assert "eval @ step 4" in text and "eval/accuracy" in text
-    assert "run end @ step 5" in text
+    assert "eval @ step 4: accuracy 0.500" in text
+    assert "run end @ step 5/5" in text
 
 
 # --- W&B -------------------------------------------------------------------------------------
@@ -360,8 +361,6 @@ class _FakeRun:
 
 def _fake_wandb(runs: list) -> types.ModuleType:
     module = types.ModuleType("wandb")
-    ids = iter(["id0", "id1", "id2"])
-    module.util = types.SimpleNamespace(generate_id=lambda: next(ids))
     module.Table = lambda columns, data: ("table", tuple(columns), data)
 
     def init(**kwargs):
@@ -384,7 +383,8 @@ def test_wandb_calls_against_a_recording_fake(tmp_path, monkeypatch):
     first, resumed = runs
     assert first.kwargs["project"] == "proj" and first.kwargs["entity"] is None
     assert first.kwargs["name"] == "r1" and first.kwargs["config"] == {"seed": 0}
-    assert resumed.kwargs["id"] == first.kwargs["id"] == "id0"  # same W&B run after resume
+    assert resumed.kwargs["id"] == first.kwargs["id"]  # same W&B run after resume
+    assert len(first.kwargs["id"]) == 8 and first.kwargs["id"].isalnum()
     assert ("*", {"step_metric": "step"}) in first.metric_defs
     assert [row["step"] for row in first.rows] == [1, 2, 2]
     assert first.rows[0]["reward/total/mean"] == pytest.approx(0.1)
@@ -396,16 +396,6 @@ def test_wandb_calls_against_a_recording_fake(tmp_path, monkeypatch):
         "answer",
     )
     assert first.summary["eval/accuracy"] == 0.5 and first.finished
-
-
-def test_wandb_offline(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    with make_observers(_config(wandb=True, wandb_project="rlvr-test"), tmp_path, True) as g:
-        _run(g, 1, 2, 0, end=True)
-    run_id = (tmp_path / "wandb_run_id.txt").read_text().strip()
-    assert list((tmp_path / "wandb").glob(f"offline-run-*-{run_id}"))
 
 
 # --- metric helpers --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -93,12 +94,14 @@ def generate_records(
     rows: list[dict],
     results: IncrementalJsonl | None = None,
     seed: int = 0,
+    progress: Callable[[list[dict[str, Any]], int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Records of all `rows` (reusing those already in `results`), in row order.
 
     `trainable` is a train state's trainable tree; None evaluates the base model. Every
     process must call it (sampling is one program over all devices); `results`, if any,
-    belongs to process 0, which shares what it holds with the others.
+    belongs to process 0, which shares what it holds with the others. After each batch,
+    `progress(records so far, number of rows)` is called; None logs a line instead.
     """
     cfg = run.exp.eval
     verifier: TaskVerifier = verifier_for(run.exp.rewards, run.markers)
@@ -135,7 +138,10 @@ def generate_records(
             done[record["id"]] = record
             if results is not None:
                 results.append(record)
-        logging.info("evaluation: %d / %d questions", len(done), len(rows))
+        if progress is None:
+            logging.info("evaluation: %d / %d questions", len(done), len(rows))
+        else:
+            progress(list(done.values()), len(rows))
     return [done[qid] for qid in ids]
 
 
@@ -150,18 +156,30 @@ def summarize_records(run: RunSetup, records: list[dict[str, Any]]) -> dict[str,
     )
 
 
-def evaluate(run: RunSetup, trainable: Any | None) -> tuple[dict[str, float], list[dict]]:
+def evaluate(
+    run: RunSetup,
+    trainable: Any | None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> tuple[dict[str, float], list[dict]]:
     """In-training evaluation on `run.eval_rows`: flat `eval/...` metrics and a few samples.
 
     `eval/accuracy` is greedy accuracy under the extraction mode of the correctness reward
-    (`rewards.correctness`), the number the run is trying to raise.
+    (`rewards.correctness`), the number the run is trying to raise. `progress(done, total,
+    correct)`, if given, follows it batch by batch (the console's evaluation bar).
     """
     rows = list(run.eval_rows)
     if run.exp.eval.train_max_samples:
         rows = rows[: run.exp.eval.train_max_samples]
-    records = generate_records(run, trainable, rows, seed=run.exp.seed)
-    metrics = {f"eval/{k}": v for k, v in flat_metrics(summarize_records(run, records)).items()}
     mode = correctness_mode(run.exp.rewards)
+
+    def report(records: list[dict[str, Any]], total: int) -> None:
+        correct = sum(bool(r["greedy"][f"correct_{mode}"][0]) for r in records)
+        progress(len(records), total, correct)
+
+    records = generate_records(
+        run, trainable, rows, seed=run.exp.seed, progress=None if progress is None else report
+    )
+    metrics = {f"eval/{k}": v for k, v in flat_metrics(summarize_records(run, records)).items()}
     for suffix in ("", "/ci_low", "/ci_high"):
         metrics[f"eval/accuracy{suffix}"] = metrics[f"eval/greedy/accuracy_{mode}{suffix}"]
     samples = [

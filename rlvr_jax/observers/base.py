@@ -4,6 +4,7 @@ The orchestrator calls, in order:
 
     on_run_start(config, meta)                 once, before the first step
     on_step_end(step, metrics, samples)        after every RL step (step counts from 1)
+    on_eval_progress(step, done, total, correct)  after each batch of an evaluation
     on_eval_end(step, metrics, samples)        after each evaluation ("eval/..." metric names)
     on_run_end(step, final_metrics)            once, after the last step
     close()                                    always (also after an exception)
@@ -45,6 +46,11 @@ class Observer:
 
     def on_step_end(self, step: int, metrics: Metrics, samples: list[Sample] | None) -> None:
         """After RL step `step`; `samples` only on sample-logging steps, else None."""
+
+    def on_eval_progress(self, step: int, done: int, total: int, correct: int) -> None:
+        """During the evaluation at `step`: `done` of `total` questions scored so far,
+        `correct` of them right (greedy, the run's correctness verdict). For live display:
+        the file sinks ignore it."""
 
     def on_eval_end(self, step: int, metrics: Metrics, samples: list[Sample] | None) -> None:
         """After an evaluation at `step`; every metric name starts with 'eval/'."""

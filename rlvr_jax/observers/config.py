@@ -1,6 +1,6 @@
 """Typed, validated observer configuration (`config.observers`), and the factory.
 
-    observers.console = True            # progress line, sample completions, eval tables
+    observers.console = True            # progress, sample completions, eval summaries
     observers.jsonl = True              # <workdir>/metrics.jsonl, samples.jsonl
     observers.tensorboard = True        # <workdir>/tensorboard/
     observers.wandb = False             # needs pip install 'rlvr_jax[wandb]'
@@ -10,6 +10,7 @@
     observers.sample_every = 10         # log sampled completions every N steps; 0 = never
     observers.num_samples_to_log = 3    # how many completions each time
     observers.log_every = 1             # console progress line every N steps
+    observers.third_party_logging = False  # True: Orbax/JAX/absl INFO records on the console
 
 The dataclass has no defaults: every key comes from the config file (configs/arithmetic.py
 declares them all), converted once, at the boundary, by
@@ -39,7 +40,7 @@ _STRS = ("wandb_project", "wandb_entity", "wandb_run_name")
 class ObserversConfig:
     """Which sinks log the run, and how often samples and progress lines appear."""
 
-    console: bool  # progress line every log_every steps, samples, eval tables (absl INFO)
+    console: bool  # progress bars (a terminal) or lines, samples, eval and run summaries
     jsonl: bool  # <workdir>/metrics.jsonl (every step) and samples.jsonl
     tensorboard: bool  # <workdir>/tensorboard/ (tensorboardX), scalars every step
     wandb: bool  # Weights & Biases; pip install 'rlvr_jax[wandb]'
@@ -49,9 +50,10 @@ class ObserversConfig:
     sample_every: int  # log sampled completions every N steps; 0 = never
     num_samples_to_log: int  # completions logged each time (the first of the batch)
     log_every: int  # console progress line every N steps (files always get every step)
+    third_party_logging: bool  # let other packages' INFO records through (rlvr_jax.log_filter)
 
     def __post_init__(self) -> None:
-        for key in SINKS:
+        for key in (*SINKS, "third_party_logging"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"observers.{key}: True or False, got {getattr(self, key)!r}")
         for key in _STRS:

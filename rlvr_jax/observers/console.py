@@ -1,12 +1,28 @@
-"""Console sink: one progress line every `log_every` steps, samples, eval tables (absl logging).
+"""Console sink: progress of RL steps and evaluations, samples, compact eval and run summaries.
+
+On a terminal (stderr is a TTY) two live tqdm bars (progress.py), one for RL steps and one
+for an evaluation in progress:
+
+    train ██████▍          12/200 | reward 0.412 | acc 0.375 | 14.2 s/step | 310 tok/s | eta 44m29s
+    eval @ step 12 ███▏    64/200 | acc 0.359
+
+Elsewhere (CI, a file, a pipe) plain lines instead, one every `log_every` steps and one per
+evaluation batch:
 
     step 12/200 [#-----------] | reward 0.412 | acc 0.375 | 14.2 s/step | 310 tok/s | eta 44m29s
+    eval @ step 12: 64/200 questions | accuracy so far 0.359
+
+Then one line per evaluation and a block at the end of the run (summaries.py):
+
+    eval @ step 12: accuracy 0.375 [0.297, 0.453] | format 0.920 | truncated 0.125 | 57.1 s
+    run end @ step 36/36 after 21m05s  (+ last step, best/final eval accuracy, file paths)
 
 Seconds per step are measured here, wall clock between consecutive `on_step_end` calls
 (so eval and checkpoint time count, as they do for the ETA), averaged over the last
 `_WINDOW` steps; the first step after (re)start, which includes compilation, is shown
 alone and kept out of the average. The other fields come from the step's metrics
-(`PROGRESS_FIELDS`) and are left out when absent.
+(`PROGRESS_FIELDS`) and are left out when absent. Every metric is in metrics.jsonl and
+TensorBoard; the console shows the few a person watches.
 
 Lines go through absl logging at INFO: visible under `absl.app.run` (scripts/train.py);
 elsewhere (a notebook, a test) call `absl.logging.set_verbosity(absl.logging.INFO)`.
@@ -15,16 +31,22 @@ elsewhere (a notebook, a test) call `absl.logging.set_verbosity(absl.logging.INF
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from absl import logging
 
-from rlvr_jax.observers.base import Metrics, Observer, Sample, format_value
+from rlvr_jax.observers import summaries
+from rlvr_jax.observers.base import Metrics, Observer, Sample
+from rlvr_jax.observers.jsonl import METRICS_FILE, read_jsonl
 from rlvr_jax.observers.metrics import TOKENS_PER_S
+from rlvr_jax.observers.progress import Bar, is_terminal, logs_above_bars
 from rlvr_jax.observers.registry import register_observer
 
 if TYPE_CHECKING:
@@ -61,7 +83,15 @@ def progress_line(
     step: int, num_steps: int, metrics: Metrics, seconds_per_step: float | None
 ) -> str:
     """The per-step console line; fields whose metric is absent are left out."""
-    parts = [f"step {step}/{num_steps} {progress_bar(step, num_steps, _BAR_WIDTH)}"]
+    bar = f"step {step}/{num_steps} {progress_bar(step, num_steps, _BAR_WIDTH)}"
+    return " | ".join([bar, *progress_fields(step, num_steps, metrics, seconds_per_step)])
+
+
+def progress_fields(
+    step: int, num_steps: int, metrics: Metrics, seconds_per_step: float | None
+) -> list[str]:
+    """reward, acc, s/step, tok/s and eta of a step (the text of the live bar too)."""
+    parts = []
     for label, key, fmt in PROGRESS_FIELDS:
         if key in metrics:
             parts.append(f"{label} {fmt.format(metrics[key])}")
@@ -75,14 +105,7 @@ def progress_line(
         parts.append(f"{metrics[TOKENS_PER_S]:.0f} tok/s")
     if seconds_per_step is not None and step < num_steps:
         parts.append(f"eta {format_duration(seconds_per_step * (num_steps - step))}")
-    return " | ".join(parts)
-
-
-def metrics_table(title: str, metrics: Metrics) -> str:
-    """A two-column, name-sorted table under `title`."""
-    width = max((len(key) for key in metrics), default=0)
-    rows = [f"  {key:<{width}}  {format_value(metrics[key])}" for key in sorted(metrics)]
-    return "\n".join([title, *rows])
+    return parts
 
 
 def _one_line(text: str) -> str:
@@ -109,17 +132,32 @@ def samples_text(title: str, samples: list[Sample]) -> str:
 
 
 class ConsoleObserver(Observer):
-    """Human-readable progress through absl logging (INFO)."""
+    """Human-readable progress: live bars on a terminal, absl INFO lines elsewhere."""
 
     name = "console"
 
-    def __init__(self, log_every: int):
+    def __init__(
+        self,
+        log_every: int,
+        workdir: str | os.PathLike,
+        logs: tuple[bool, bool],
+        live_stream: IO[str] | None,
+    ):
+        """`logs`: whether metrics.jsonl and tensorboard/ are written (the run-end summary
+        names them); `live_stream`: draw tqdm bars there (a terminal); None: plain lines."""
         self._log_every = log_every
+        self._workdir = Path(workdir)
+        self._logs = logs
+        self._live_stream = live_stream
         self._num_steps = 0
         self._start_time = 0.0
         self._last_time = 0.0
         self._first_step_seconds: float | None = None
         self._intervals: collections.deque[float] = collections.deque(maxlen=_WINDOW)
+        self._evals: list[summaries.EvalPoint] = []
+        self._train_bar: Bar | None = None
+        self._eval_bar: Bar | None = None
+        self._exit = contextlib.ExitStack()
 
     def on_run_start(self, config: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         self._num_steps = meta["num_steps"]
@@ -127,18 +165,19 @@ class ConsoleObserver(Observer):
         self._first_step_seconds = None
         self._intervals.clear()
         start = meta["resumed_from_step"]
+        self._evals = self._past_evals(start)
         how = f"resuming after step {start}" if start else "starting"
-        extra = {
-            key: value
-            for key, value in meta.items()
-            if key not in ("num_steps", "resumed_from_step")
-        }
+        extra = {key: value for key, value in meta.items() if key not in _META_NOT_SHOWN}
         logging.info(
             "run %s, %d steps planned%s",
             how,
             self._num_steps,
             f"; {json.dumps(extra, default=str)}" if extra else "",
         )
+        if self._live_stream is not None and self._train_bar is None:
+            self._exit.enter_context(logs_above_bars(self._live_stream))
+            self._train_bar = Bar("train", self._num_steps, start, self._live_stream)
+            self._train_bar.show(start, "")
 
     def on_step_end(self, step: int, metrics: Metrics, samples: list[Sample] | None) -> None:
         now = time.perf_counter()
@@ -149,23 +188,73 @@ class ConsoleObserver(Observer):
         else:
             self._intervals.append(interval)
             seconds_per_step = sum(self._intervals) / len(self._intervals)
-        if step % self._log_every == 0 or step >= self._num_steps:
+        if self._train_bar is not None:
+            fields = progress_fields(step, self._num_steps, metrics, seconds_per_step)
+            self._train_bar.show(step, " | ".join(fields))
+        elif step % self._log_every == 0 or step >= self._num_steps:
             logging.info("%s", progress_line(step, self._num_steps, metrics, seconds_per_step))
         if samples:
             logging.info("%s", samples_text(f"samples @ step {step}", samples))
 
+    def on_eval_progress(self, step: int, done: int, total: int, correct: int) -> None:
+        if self._live_stream is None:
+            if done < total:  # the last batch: the summary line follows at once
+                logging.info("%s", summaries.eval_progress_line(step, done, total, correct))
+            return
+        if self._eval_bar is None:
+            self._eval_bar = Bar(f"eval @ step {step}", total, 0, self._live_stream, leave=False)
+        self._eval_bar.show(done, f"acc {correct / done:.3f}" if done else "")
+
     def on_eval_end(self, step: int, metrics: Metrics, samples: list[Sample] | None) -> None:
-        logging.info("%s", metrics_table(f"eval @ step {step}", metrics))
+        if self._eval_bar is not None:
+            self._eval_bar.close()
+            self._eval_bar = None
+        point = summaries.EvalPoint.from_metrics(step, metrics)
+        if point is not None:
+            self._evals.append(point)
+        logging.info("%s", summaries.eval_summary_line(step, metrics))
         if samples:
             logging.info("%s", samples_text(f"eval samples @ step {step}", samples))
 
     def on_run_end(self, step: int, final_metrics: Metrics) -> None:
-        elapsed = format_duration(time.perf_counter() - self._start_time)
-        title = f"run end @ step {step} after {elapsed}"
-        logging.info("%s", metrics_table(title, final_metrics) if final_metrics else title)
+        self._close_bars()
+        text = summaries.run_summary(
+            step,
+            self._num_steps,
+            format_duration(time.perf_counter() - self._start_time),
+            " | ".join(progress_fields(step, step, final_metrics, None)),
+            self._evals,
+            summaries.run_files(self._workdir, *self._logs),
+        )
+        logging.info("%s", text)
+
+    def close(self) -> None:
+        self._close_bars()
+
+    def _close_bars(self) -> None:
+        for bar in (self._eval_bar, self._train_bar):
+            if bar is not None:
+                bar.close()
+        self._eval_bar = self._train_bar = None
+        self._exit.close()
+
+    def _past_evals(self, resumed_from: int) -> list[summaries.EvalPoint]:
+        """A resumed run's evaluations so far, from metrics.jsonl (when the file exists)."""
+        path = self._workdir / METRICS_FILE
+        if resumed_from == 0 or not path.is_file():
+            return []
+        return summaries.eval_points(read_jsonl(path), resumed_from)
+
+
+# Meta keys the run-start line leaves out: planned steps are in its text, provenance
+# (package versions, git commit) is recorded in runs.jsonl.
+_META_NOT_SHOWN = ("num_steps", "resumed_from_step", "provenance")
 
 
 @register_observer("console")
 def make_console_observer(config: ObserversConfig, workdir: str | os.PathLike) -> Observer:
-    """`observers.console`: progress every `observers.log_every` steps (the workdir is unused)."""
-    return ConsoleObserver(log_every=config.log_every)
+    """`observers.console`: live bars when stderr is a terminal, else a line every
+    `observers.log_every` steps; the run-end summary names the files in `workdir`."""
+    live = sys.stderr if is_terminal(sys.stderr) else None
+    logs = (config.jsonl, config.tensorboard)
+    return ConsoleObserver(config.log_every, workdir, logs, live)

@@ -79,6 +79,17 @@ class ObserverGroup:
             samples = None
         self._emit("on_step_end", step, step, metrics, samples)
 
+    def on_eval_progress(self, step: int, done: int, total: int, correct: int) -> None:
+        """During the evaluation at `step`: questions done of total, correct among them."""
+        if not self._observers:
+            return
+        if not 0 <= correct <= done <= total:
+            raise ValueError(
+                f"on_eval_progress(step={step}): need 0 <= correct ({correct}) <= done "
+                f"({done}) <= total ({total})"
+            )
+        self._emit("on_eval_progress", step, step, int(done), int(total), int(correct))
+
     def on_eval_end(
         self, step: int, metrics: Mapping[str, Any], samples: Sequence[Sample] | None = None
     ) -> None:

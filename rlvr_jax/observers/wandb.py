@@ -12,6 +12,8 @@ Offline runs: `WANDB_MODE=offline` (then `wandb sync <workdir>/wandb/offline-run
 from __future__ import annotations
 
 import os
+import secrets
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,13 @@ if TYPE_CHECKING:
 RUN_ID_FILE = "wandb_run_id.txt"
 INSTALL_HINT = "observers.wandb=True needs the wandb package: pip install 'rlvr_jax[wandb]'"
 SAMPLE_COLUMNS = ("step", "prompt", "completion", "rewards", "answer")
+_ID_CHARS = string.ascii_lowercase + string.digits
+
+
+def new_run_id() -> str:
+    """A W&B run id: 8 base-36 characters, as W&B makes them (its helper moved between
+    releases, so we do not import it)."""
+    return "".join(secrets.choice(_ID_CHARS) for _ in range(8))
 
 
 def import_wandb() -> Any:
@@ -55,7 +64,7 @@ class WandbObserver(Observer):
         if meta["resumed_from_step"] > 0 and id_file.exists():
             run_id = id_file.read_text().strip()
         else:
-            run_id = self._wandb.util.generate_id()
+            run_id = new_run_id()
             id_file.write_text(run_id + "\n")
         self._run = self._wandb.init(
             project=self._project,
