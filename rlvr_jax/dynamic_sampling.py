@@ -72,6 +72,8 @@ def _left_pad_to(x_RP: np.ndarray, width: int, value: int) -> np.ndarray:
 def select_groups(rollouts: list[Rollout], picks: list[tuple[int, int]], pad_id: int) -> Rollout:
     """The rollout made of groups ``picks`` = [(round, group), ...], in that order; prompts
     left-padded to the widest picked round's prompt bucket."""
+    if not picks:
+        raise ValueError("select_groups: no groups picked")
     G = rollouts[0].group_size
     rows = [(r, np.arange(g * G, (g + 1) * G)) for r, g in picks]
     width = max(np.asarray(rollouts[r].completions.prompt_ids).shape[1] for r, _ in picks)
