@@ -3,6 +3,9 @@
     python scripts/compare_algorithms.py --out=runs/compare               # 12 RL steps each
     python scripts/compare_algorithms.py --out=runs/compare --max_steps=24 \
         --algorithms=grpo:configs/arithmetic.py,ppo:configs/arithmetic_ppo.py
+    python scripts/compare_algorithms.py --out=runs/sparse \
+        --algorithms=grpo:configs/arithmetic.py,dapo:configs/arithmetic_dapo.py \
+        --override=sampling.max_new_tokens=14 --override=eval.max_new_tokens=14
 
 For each `name:config` pair it trains with `scripts/train.py` (a subprocess, workdir
 `<out>/<name>`; an interrupted run resumes, a finished one is not retrained), then
@@ -17,6 +20,7 @@ its interval, paired difference and p-value, median and mean s/step, wall time) 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import statistics
 import subprocess
@@ -47,7 +51,24 @@ def parse_algorithms(spec: str) -> list[tuple[str, Path]]:
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings every algorithm shares (config keys)."""
-    return {"max_steps": args.max_steps, "seed": args.seed}
+    shared = {"max_steps": args.max_steps, "seed": args.seed}
+    for item in args.override:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--override: {item!r} is not key=value")
+        try:
+            shared[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            shared[key] = value  # a plain string
+    return shared
+
+
+def set_key(config: Any, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = config
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
 
 
 def finished(workdir: Path, max_steps: int) -> bool:
@@ -75,7 +96,7 @@ def load_config(path: Path, args: argparse.Namespace) -> Any:
 
     config = sibling_config(str(path), path.stem)
     for key, value in overrides(args).items():
-        config[key] = value
+        set_key(config, key, value)
     config.eval.max_samples = args.eval_questions
     config.eval.num_samples = 0  # greedy
     return config
@@ -102,6 +123,12 @@ def main() -> None:
     parser.add_argument("--max_steps", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval_questions", type=int, default=200)
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="key=value for every algorithm (repeatable), e.g. sampling.max_new_tokens=14",
+    )
     args = parser.parse_args()
     algorithms = parse_algorithms(args.algorithms)
 

@@ -41,11 +41,17 @@ def test_compare_algorithms_writes_one_table_and_plot(tmp_path):
         f"--algorithms=grpo:{grpo},dpo:{dpo}",
         "--max_steps=2",
         "--eval_questions=4",
+        "--override=sampling.max_new_tokens=6",
     ]
     subprocess.run(command, check=True, cwd=REPO, timeout=600)
     report = json.loads((out / "comparison.json").read_text())
     assert [r["algorithm"] for r in report["rows"]] == ["grpo", "dpo"]
-    assert report["settings"] == {"max_steps": 2, "seed": 0, "eval_questions": 4}
+    assert report["settings"] == {
+        "max_steps": 2,
+        "seed": 0,
+        "sampling.max_new_tokens": 6,
+        "eval_questions": 4,
+    }
     dpo_row = report["rows"][1]
     assert {"mean", "ci_low", "ci_high", "difference", "p_value", "median_step_s"} <= set(dpo_row)
     assert "difference" not in report["rows"][0]  # the reference row
