@@ -78,7 +78,7 @@ class RLConfig:
     num_microbatches: int  # gradient accumulation steps per update
     trainable: str  # 'lora' | 'full' (policy.TRAINABLE_MODES)
     dynamic_sampling: DynamicSamplingConfig  # DAPO: keep groups whose rewards vary
-    off_policy: OffPolicyConfig  # importance weights sampler -> trainer (grpo)
+    off_policy: OffPolicyConfig  # importance weights sampler -> trainer (grpo, ppo)
     ppo: PPOConfig
     dpo: DPOConfig
 
@@ -88,10 +88,10 @@ class RLConfig:
             raise ConfigError(
                 f"rl.algorithm: unknown {self.algorithm!r}; choose one of {ALGORITHMS}"
             )
-        if self.off_policy.enabled and self.algorithm != "grpo":
+        if self.off_policy.enabled and self.algorithm == "dpo":
             raise ConfigError(
                 f"rl.off_policy.correction = {self.off_policy.correction!r}: applies to "
-                f"rl.algorithm = 'grpo' only (not yet to {self.algorithm!r})"
+                "rl.algorithm 'grpo' and 'ppo' (DPO's loss has no per-token weights)"
             )
         if self.algorithm == "dpo" and not self.beta > 0:
             raise ConfigError(

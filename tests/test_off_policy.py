@@ -152,3 +152,41 @@ def test_config_errors_name_the_key():
     greedy = dataclasses.replace(SAMPLING, temperature=0.0)
     with pytest.raises(ValueError, match="greedy"):
         OffPolicyCorrection(OffPolicyConfig("tis", "token", 2.0), greedy)
+
+
+def test_ppo_scorer_gives_the_same_on_policy_weights(sampled):
+    from rlvr_jax.rl.ppo import (
+        PPOConfig,
+        init_critic,
+        make_ppo_batch,
+        make_ppo_scorer,
+        make_ppo_train_step,
+    )
+
+    policy, _, optimizer, batch = sampled
+    cfg = PPOConfig("shared", 1.0, 1.0, 0.1, 0.2, 1e-3, 0, True, "reward")
+    state = init_train_state(
+        policy.init_trainable(jax.random.key(1)),
+        optimizer,
+        jax.random.key(0),
+        policy.mesh,
+        init_critic(policy, cfg, jax.random.key(2)),
+        optimizer,
+    )
+    step_cfg = TrainStepConfig(
+        num_microbatches=2,
+        num_iterations=1,
+        group_size=GROUP,
+        off_policy=OffPolicyCorrection(OffPolicyConfig("tis", "token", 2.0), TOP_P),
+    )
+    completions = policy.sample(state.trainable, PROMPTS, jax.random.key(3), TOP_P, NO_STOPS)
+    rewards = np.arange(len(PROMPTS) * GROUP, dtype=np.float32) % 3
+    scorer = make_ppo_scorer(policy, cfg, 0.0, "k3", step_cfg, state)
+    scored, _ = scorer(state, make_ppo_batch(completions, rewards, policy.mesh))
+    assert_on_policy_weights_are_one(scored[IS_LOG_RATIOS], scored["completion_mask"])
+    schedule = make_schedule(optim_config(learning_rate=0.05))
+    step = make_ppo_train_step(
+        policy, cfg, loss_config("dapo"), step_cfg, optimizer, optimizer, schedule, state
+    )
+    _, metrics = step(state, scored)
+    np.testing.assert_allclose(metrics["off_policy/weight_mean"], 1.0, atol=1e-3)

@@ -7,6 +7,8 @@ Per RL step (``rl.algorithm = 'ppo'``):
     for _ in range(mu):
         state, metrics = step(state, batch)  # clipped surrogate + value_coef * value loss
 
+With ``rl.off_policy``, the importance weights of ``off_policy.py`` multiply the policy
+loss as in GRPO (the scorer's forward gives the token log-ratios).
 The policy loss is the registered clipped surrogate of ``rl.loss_type`` (``losses.py``)
 with per-token advantages ``A[i, t]`` from GAE (``gae.py``), whitened over the batch when
 ``rl.ppo.whiten_advantages``; the value loss is ``value.py``'s clipped loss, a token mean
@@ -44,9 +46,17 @@ from rlvr_jax.rl.gae import generalized_advantages, last_token_rewards, whiten
 from rlvr_jax.rl.kl import get_kl_estimator
 from rlvr_jax.rl.losses import LossConfig, finalize_metrics, loss_normalizer, policy_loss
 from rlvr_jax.rl.microbatch import accumulate_gradients, merge_microbatches, split_microbatches
+from rlvr_jax.rl.off_policy import importance_weights
 from rlvr_jax.rl.policy_logprobs import completion_hidden, logprobs_from_hidden
 from rlvr_jax.rl.train_state import TrainState, apply_if, train_state_shardings
-from rlvr_jax.rl.train_step import INPUT_KEYS, TrainStepConfig
+from rlvr_jax.rl.train_step import (
+    INPUT_KEYS,
+    IS_LOG_RATIOS,
+    SAMPLER_LOGPROBS,
+    TrainStepConfig,
+    correction_metrics,
+    logprobs_and_log_ratios,
+)
 from rlvr_jax.rl.value import clipped_value_loss, init_value_head, value_head
 from rlvr_jax.sampling import Completions
 
@@ -110,6 +120,7 @@ def make_ppo_batch(completions: Completions, scores_R: Any, mesh: Mesh) -> Batch
         "prompt_mask": np.asarray(completions.prompt_mask, np.int32),
         "completion_ids": np.asarray(completions.ids, np.int32),
         "completion_mask": np.asarray(completions.mask, np.int32),
+        SAMPLER_LOGPROBS: np.asarray(completions.sampling_logprobs, np.float32),
         "rewards": np.asarray(scores_R, np.float32),
     }
     return shard_batch(host, mesh)
@@ -169,18 +180,25 @@ def score_ppo_rollout(
     kl_in_reward = beta > 0 and cfg.kl_penalty == "reward"
     needs_old = step_cfg.num_iterations > 1 or kl_in_reward
 
+    correction = step_cfg.off_policy
+
     def score(mb: Batch) -> Batch:
         variables = policy.variables(frozen, trainable)
         hidden = fwd.hidden(variables, mb)
         out = {"old_values": fwd.values(critic_base, critic, hidden, mb)}
-        if needs_old:
+        if correction is not None:  # one LM head pass gives both
+            out["old_logprobs"], out[IS_LOG_RATIOS] = logprobs_and_log_ratios(
+                policy, variables, hidden, mb, correction
+            )
+        elif needs_old:
             out["old_logprobs"] = fwd.logprobs(variables, hidden, mb)[0]
         if reference is not None:
             ref_vars = policy.reference_variables(reference)
             out["ref_logprobs"] = fwd.logprobs(ref_vars, fwd.hidden(ref_vars, mb), mb)[0]
         return out
 
-    rows_MR = split_microbatches({k: batch[k] for k in INPUT_KEYS}, step_cfg.num_microbatches)
+    keys = (*INPUT_KEYS, SAMPLER_LOGPROBS) if correction is not None else INPUT_KEYS
+    rows_MR = split_microbatches({k: batch[k] for k in keys}, step_cfg.num_microbatches)
     scored = jax.tree.map(merge_microbatches, jax.lax.map(score, rows_MR))
     mask_RL = batch["completion_mask"]
     rewards_RL = last_token_rewards(batch["rewards"], mask_RL)
@@ -212,6 +230,8 @@ def score_ppo_rollout(
     out = {**batch, "advantages": adv_RL, "returns": returns_RL, "old_values": values_RL}
     if step_cfg.num_iterations > 1:
         out["old_logprobs"] = scored["old_logprobs"]
+    if correction is not None:
+        out[IS_LOG_RATIOS] = scored[IS_LOG_RATIOS]
     if reference is not None and not kl_in_reward:
         out["ref_logprobs"] = scored["ref_logprobs"]
     return out, metrics
@@ -254,6 +274,7 @@ def ppo_loss_and_grads(
             normalizer,
             loss_cfg,
             entropy_RL,
+            mb.get("is_weights"),
         )
         values_RL = fwd.values(critic_base, critic, hidden, mb)
         value_loss_RL, clipped_RL = clipped_value_loss(
@@ -269,6 +290,10 @@ def ppo_loss_and_grads(
         return loss + cfg.value_coef * value_loss / num_tokens, sums
 
     rows = {k: batch[k] for k in keys}
+    if step_cfg.off_policy is not None:
+        rows["is_weights"], _ = importance_weights(
+            batch[IS_LOG_RATIOS], mask, step_cfg.off_policy.cfg
+        )
     return accumulate_gradients(loss_fn, (trainable, critic), rows, step_cfg.num_microbatches)
 
 
@@ -312,6 +337,7 @@ def ppo_train_step(
     metrics = {
         "loss": loss,
         **finalize_metrics(sums),
+        **correction_metrics(batch, step_cfg),
         "grad/norm": optax.tree.norm(grads),
         "critic/grad_norm": optax.tree.norm(critic_grads),
         "optim/lr": jnp.asarray(lr_schedule(state.step), jnp.float32),

@@ -324,7 +324,18 @@ def rollout_policy_logprobs(
     and the token log-ratios of its sampling distribution to the sampler's."""
     inputs = [mb[k] for k in INPUT_KEYS]
     hidden = completion_hidden(policy.model, variables, *inputs, rows_per_prompt=rows_per_prompt)
-    logits = policy.model.apply(variables, hidden, method=Decoder.logits)
+    return logprobs_and_log_ratios(policy, variables, hidden, mb, correction)
+
+
+def logprobs_and_log_ratios(
+    policy: Policy,
+    variables: dict[str, PyTree],
+    hidden_RLD: jax.Array,
+    mb: Batch,
+    correction: OffPolicyCorrection,
+) -> tuple[jax.Array, jax.Array]:
+    """``rollout_policy_logprobs`` from the hidden states the caller already has."""
+    logits = policy.model.apply(variables, hidden_RLD, method=Decoder.logits)
     ids, mask = mb["completion_ids"], mb["completion_mask"]
     logp = jnp.where(mask > 0, token_logprobs_and_entropy(logits, ids, 1.0)[0], 0.0)
     trainer = sampling_distribution_logprobs(logits, ids, correction.sampling)
