@@ -100,6 +100,7 @@ def get_config() -> config_dict.ConfigDict:
         num_iterations=1,  # mu: updates per rollout batch
         num_microbatches=1,  # gradient accumulation steps
         trainable="lora",  # 'lora' | 'full'
+        remat="none",  # recompute layers in the backward: 'none' | 'full' | 'save_dots'
         dynamic_sampling=dict(  # DAPO over-sample and filter (rlvr_jax/dynamic_sampling.py)
             enabled=False,  # keep only groups whose rewards vary, drawing more prompts
             max_rounds=4,  # batches of prompts drawn at most per RL step

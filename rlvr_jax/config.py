@@ -77,6 +77,7 @@ class RLConfig:
     num_iterations: int  # mu: optimizer updates per rollout batch
     num_microbatches: int  # gradient accumulation steps per update
     trainable: str  # 'lora' | 'full' (policy.TRAINABLE_MODES)
+    remat: str  # layers recomputed in the backward: 'none' | 'full' | 'save_dots'
     dynamic_sampling: DynamicSamplingConfig  # DAPO: keep groups whose rewards vary
     off_policy: OffPolicyConfig  # importance weights sampler -> trainer (grpo, ppo)
     ppo: PPOConfig
@@ -215,6 +216,7 @@ class ExperimentConfig:
             num_microbatches=self.rl.num_microbatches,
             num_iterations=self.rl.num_iterations,
             group_size=self.sampling.num_samples,
+            remat=self.rl.remat,
             off_policy=(
                 OffPolicyCorrection(off_policy, self.sampling) if off_policy.enabled else None
             ),

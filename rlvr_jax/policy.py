@@ -79,6 +79,13 @@ class Policy:
         """A policy whose base is placed on `mesh` (arrays already there are not copied)."""
         return cls(model, place_params(base, mesh), mode, lora, mesh, has_reference)
 
+    def for_training(self, remat: str) -> Policy:
+        """This policy with its model rematerializing layers in the backward (`rl.remat`):
+        same params and values, less activation memory. The sampler keeps `self.model`."""
+        if remat == self.model.remat:
+            return self
+        return dataclasses.replace(self, model=self.model.clone(remat=remat))
+
     @property
     def is_lora(self) -> bool:
         return self.mode == "lora"

@@ -186,6 +186,22 @@ class DecoderLayer(nn.Module):
         return x_BTD + h, kv
 
 
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "save_dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def remat_layer(remat: str) -> type[nn.Module]:
+    """`DecoderLayer`, wrapped in `nn.remat` with the named policy (same params)."""
+    if remat not in REMAT_POLICIES:
+        raise ValueError(f"rl.remat: unknown {remat!r}; choose one of {sorted(REMAT_POLICIES)}")
+    if remat == "none":
+        return DecoderLayer
+    return nn.remat(DecoderLayer, policy=REMAT_POLICIES[remat])
+
+
 class Decoder(nn.Module):
     """`logits_BTV, cache = Decoder(cfg).apply(vars, tokens, positions, mask, cache)`.
 
@@ -202,6 +218,11 @@ class Decoder(nn.Module):
     # fsdp-sharded weights, may gather the batch instead of the weights (each device then
     # holds every row's activations; BUILD_NOTES, FSDP). None: placement is left to XLA.
     row_sharding: NamedSharding | None = None
+    # Rematerialization of each layer in the backward (`rl.remat`, REMAT_POLICIES): 'none'
+    # keeps every activation, 'full' recomputes the layer, 'save_dots' keeps only the
+    # matmul outputs. A training-only setting: the train step differentiates a clone of
+    # the policy's model with it (Policy.for_training); the sampler never uses it.
+    remat: str = "none"
 
     def _by_row(self, x):
         sharding = self.row_sharding
@@ -220,8 +241,9 @@ class Decoder(nn.Module):
                 )
             },
         )
+        layer_cls = remat_layer(self.remat)
         self.layers = [
-            DecoderLayer(cfg, i, self.lora_scale, name=f"layers_{i}") for i in range(cfg.num_layers)
+            layer_cls(cfg, i, self.lora_scale, name=f"layers_{i}") for i in range(cfg.num_layers)
         ]
         self.final_norm = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms)
         if not cfg.tie_embeddings:

@@ -134,7 +134,7 @@ def _dpo(exp, policy, optimizer, schedule, state) -> Algorithm:
         }
 
     step = make_dpo_train_step(
-        policy, rl.dpo, rl.beta, rl.num_microbatches, optimizer, schedule, state
+        policy, rl.dpo, rl.beta, rl.num_microbatches, optimizer, schedule, state, rl.remat
     )
     return Algorithm("dpo", prepare, step)
 

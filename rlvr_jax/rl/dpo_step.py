@@ -166,13 +166,15 @@ def make_dpo_train_step(
     optimizer: optax.GradientTransformation,
     lr_schedule: optax.Schedule,
     state: TrainState,
+    remat: str = "none",
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
-    """``step(state, batch) -> (state, metrics)``, jitted once, state donated."""
+    """``step(state, batch) -> (state, metrics)``, jitted once, state donated; ``remat``:
+    ``rl.remat``."""
     mesh = policy.mesh
     state_sh = train_state_shardings(state, mesh)
     fn = functools.partial(
         dpo_train_step,
-        policy=policy,
+        policy=policy.for_training(remat),
         cfg=cfg,
         beta=beta,
         num_microbatches=num_microbatches,

@@ -418,7 +418,7 @@ def make_ppo_train_step(
     critic_base = _critic_base(policy, cfg)
     fn = functools.partial(
         ppo_train_step,
-        policy=policy,
+        policy=policy.for_training(step_cfg.remat),
         cfg=cfg,
         loss_cfg=loss_cfg,
         step_cfg=step_cfg,

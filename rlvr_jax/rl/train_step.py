@@ -58,7 +58,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rlvr_jax.models.decoder import Decoder
+from rlvr_jax.models.decoder import Decoder, remat_layer
 from rlvr_jax.parallel import batch_sharding, param_shardings, replicated
 from rlvr_jax.policy import Policy
 from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
@@ -111,6 +111,7 @@ class TrainStepConfig:
     group_size: int
     # rl.off_policy with the sampling config it corrects for; None = no correction.
     off_policy: OffPolicyCorrection | None = None
+    remat: str = "none"  # rl.remat: models.decoder.REMAT_POLICIES
 
     def __post_init__(self):
         if self.num_microbatches < 1:
@@ -119,6 +120,7 @@ class TrainStepConfig:
             raise ValueError(f"rl.num_iterations must be >= 1, got {self.num_iterations}")
         if self.group_size < 1:
             raise ValueError(f"sampling.num_samples must be >= 1, got {self.group_size}")
+        remat_layer(self.remat)  # validates the name
 
     @property
     def rows_per_prompt(self) -> int:
@@ -254,7 +256,7 @@ def make_train_step(
     state_sh = train_state_shardings(state, mesh)
     fn = functools.partial(
         train_step,
-        policy=policy,
+        policy=policy.for_training(step_cfg.remat),
         loss_cfg=loss_cfg,
         step_cfg=step_cfg,
         optimizer=optimizer,

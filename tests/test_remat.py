@@ -1,0 +1,79 @@
+"""rl.remat recomputes layers in the backward: the same loss and gradients (1e-6), for the
+plain forward and the shared-prompt forward (its KV cache goes through the remat layers)."""
+
+import jax
+import numpy as np
+import pytest
+from tiny_rl import LORA, fast_compile, host_batch, loss_config, nonzero_lora, tiny_model
+
+from rlvr_jax.models.decoder import remat_layer
+from rlvr_jax.parallel import MeshConfig, make_mesh
+from rlvr_jax.policy import Policy
+from rlvr_jax.rl.train_step import TrainStepConfig, loss_and_grads
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _fast_compile():
+    with fast_compile():
+        yield
+
+
+@pytest.mark.parametrize("group", [1, 4])
+def test_remat_gives_the_same_loss_and_gradients(group):
+    model, params = tiny_model(num_layers=2)
+    mesh = make_mesh(MeshConfig(data=1, fsdp=1), jax.devices()[:1])
+    policy = Policy.create(model, params, "lora", LORA, mesh, has_reference=True)
+    lora = nonzero_lora(params)
+    batch = jax.tree.map(jax.numpy.asarray, host_batch(group=group))
+    results = {}
+    for remat in ("none", "full", "save_dots"):
+        step_cfg = TrainStepConfig(
+            num_microbatches=1, num_iterations=2, group_size=group, remat=remat
+        )
+
+        @jax.jit
+        def run(lora, batch, step_cfg=step_cfg, remat=remat):
+            return loss_and_grads(
+                policy.frozen,
+                lora,
+                batch,
+                policy=policy.for_training(remat),
+                loss_cfg=loss_config("grpo", beta=0.04),
+                step_cfg=step_cfg,
+            )
+
+        results[remat] = run(lora, batch)
+        jaxpr = str(jax.make_jaxpr(run)(lora, batch))
+        assert ("remat" in jaxpr) == (remat != "none"), remat  # the layers are wrapped
+    loss, grads, _ = results["none"]
+    assert float(optax_norm(grads)) > 1e-3
+    for remat in ("full", "save_dots"):
+        other_loss, other_grads, _ = results[remat]
+        np.testing.assert_allclose(other_loss, loss, rtol=1e-6, atol=1e-7, err_msg=remat)
+        jax.tree.map(
+            lambda a, b, remat=remat: np.testing.assert_allclose(
+                a, b, rtol=1e-6, atol=1e-7, err_msg=remat
+            ),
+            other_grads,
+            grads,
+        )
+
+
+def optax_norm(tree):
+    return jax.numpy.sqrt(sum(jax.numpy.sum(x**2) for x in jax.tree.leaves(tree)))
+
+
+def test_for_training_keeps_the_sampler_model_and_the_params():
+    model, params = tiny_model()
+    mesh = make_mesh(MeshConfig(data=1, fsdp=1), jax.devices()[:1])
+    policy = Policy.create(model, params, "lora", LORA, mesh, has_reference=False)
+    trained = policy.for_training("full")
+    assert policy.model.remat == "none" and trained.model.remat == "full"
+    assert trained.base is policy.base and policy.for_training("none") is policy
+
+
+def test_unknown_remat_names_the_key():
+    with pytest.raises(ValueError, match="rl.remat"):
+        remat_layer("some")
+    with pytest.raises(ValueError, match="rl.remat"):
+        TrainStepConfig(num_microbatches=1, num_iterations=1, group_size=1, remat="some")
