@@ -152,6 +152,11 @@ def get_config() -> config_dict.ConfigDict:
         confidence=0.95,  # bootstrap interval level
         num_resamples=2000,  # bootstrap resamples
     )
+    c.compile_cache = dict(  # JAX's persistent compilation cache (rlvr_jax/compile_cache.py)
+        enabled=True,  # a restart or resume reuses what it compiled before
+        dir="",  # '' = ~/.cache/rlvr_jax/xla
+        min_compile_seconds=1.0,  # programs that compiled faster are not stored
+    )
     c.checkpoint = dict(
         every_steps=10,  # and at the end, and on SIGTERM/SIGINT
         max_to_keep=2,  # newest checkpoints kept on disk

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from rlvr_jax.checkpoints import CheckpointConfig
+from rlvr_jax.compile_cache import CompileCacheConfig
 from rlvr_jax.config_builder import ConfigError, build
 from rlvr_jax.health import HealthConfig
 from rlvr_jax.models.lora import LoraConfig
@@ -152,6 +153,7 @@ class ExperimentConfig:
     checkpoint: CheckpointConfig
     observers: ObserversConfig
     health: HealthConfig
+    compile_cache: CompileCacheConfig
     seed: int  # model init, LoRA init, sampling
     max_steps: int  # RL steps; a resumed run continues up to this
 

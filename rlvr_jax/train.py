@@ -29,6 +29,7 @@ import jax
 import numpy as np
 
 from rlvr_jax import checkpoints, health, resume, rng_streams
+from rlvr_jax.compile_cache import enable_compile_cache
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.dynamic_sampling import step_rollout
@@ -162,6 +163,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
     """
     exp = ExperimentConfig.from_config_dict(config)  # config errors: before any compile
     quiet_third_party_logging(not exp.observers.third_party_logging)
+    enable_compile_cache(exp.compile_cache)
     workdir = prepare_workdir(workdir)  # not writable: WorkdirError naming it, before any load
     is_main = jax.process_index() == 0
     config_json = json.loads(config.to_json_best_effort())

@@ -35,6 +35,7 @@ SIZES = {
     "eval.num_resamples": 200,
     "checkpoint.every_steps": 1,
     "observers.tensorboard": False,
+    "compile_cache.enabled": False,  # per process in JAX: see test_pipeline.tiny_config
 }
 # Synthetic datasets: a few instances instead of thousands.
 SYNTHETIC = {"num_train": 16, "num_eval": 4}

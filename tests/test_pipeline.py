@@ -26,7 +26,11 @@ NON_DETERMINISTIC = ("time/", "throughput/", "memory/", "eval/time_s", "compile/
 
 
 def tiny_config(**overrides):
+    """configs/tiny.py with `overrides`; the persistent compilation cache off unless asked
+    for (JAX's cache is per process: one test turning it on would make later tests' "first
+    step compiles" assertions read cache hits)."""
     config = sibling_config(str(TINY), "tiny")
+    overrides = {"compile_cache.enabled": False, **overrides}
     for key, value in overrides.items():
         node = config
         *parents, leaf = key.split(".")

@@ -16,6 +16,7 @@ from typing import Any
 import jax
 
 from rlvr_jax import checkpoints
+from rlvr_jax.compile_cache import enable_compile_cache
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.evaluation.report import IncrementalJsonl, write_comparison, write_report
@@ -47,6 +48,7 @@ def _trainable(run: RunSetup, workdir: Path | None) -> tuple[Any | None, str]:
 def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -> dict:
     """Evaluates on `data.eval_split` (first `eval.max_samples`; 0 = all); returns the summary."""
     exp = ExperimentConfig.from_config_dict(config)
+    enable_compile_cache(exp.compile_cache)
     if not exp.data.eval_split:
         raise ValueError("data.eval_split: empty; name the split to evaluate")
     mesh = make_mesh(exp.mesh)

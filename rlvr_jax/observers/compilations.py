@@ -9,6 +9,9 @@ JAX reports every backend compilation (a jitted function meeting a new shape, dt
 static argument) as a `/jax/core/compile/backend_compile_duration` event; the counter
 listens to it while active. After the first step of a run, `compile/count` should be 0:
 anything else is a shape leaking into a jitted function (see the sampler's buckets).
+Programs loaded from the persistent compilation cache (compile_cache.py) report the same
+event, with the (short) load time as its duration: they are in `compile/count` and also
+in `compile/cache_hits`, so `count - cache_hits` programs were really compiled.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import dataclasses
 import jax
 
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"  # persistent cache (compile_cache.py)
 COMPILE_COUNT = "compile/count"
 COMPILE_SECONDS = "compile/seconds"
+CACHE_HITS = "compile/cache_hits"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +32,7 @@ class CompileTally:
     count: int
     seconds: float
     functions: tuple[str, ...]  # names of the compiled functions, in order
+    cache_hits: int  # programs loaded from the persistent compilation cache
 
 
 class CompilationCounter:
@@ -36,6 +42,11 @@ class CompilationCounter:
         self._count = 0
         self._seconds = 0.0
         self._functions: list[str] = []
+        self._cache_hits = 0
+
+    def _on_plain_event(self, event: str, **kwargs) -> None:
+        if event == CACHE_HIT_EVENT:
+            self._cache_hits += 1
 
     def _on_event(self, event: str, duration: float, **kwargs) -> None:
         if event == BACKEND_COMPILE_EVENT:
@@ -45,22 +56,29 @@ class CompilationCounter:
 
     def __enter__(self) -> CompilationCounter:
         jax.monitoring.register_event_duration_secs_listener(self._on_event)
+        jax.monitoring.register_event_listener(self._on_plain_event)
         return self
 
     def __exit__(self, *exc) -> None:
         jax.monitoring.unregister_event_duration_listener(self._on_event)
+        jax.monitoring.unregister_event_listener(self._on_plain_event)
 
     def snapshot(self) -> CompileTally:
-        return CompileTally(self._count, self._seconds, tuple(self._functions))
+        return CompileTally(self._count, self._seconds, tuple(self._functions), self._cache_hits)
 
     def since(self, before: CompileTally) -> CompileTally:
         return CompileTally(
             self._count - before.count,
             self._seconds - before.seconds,
             tuple(self._functions[len(before.functions) :]),
+            self._cache_hits - before.cache_hits,
         )
 
     def metrics_since(self, before: CompileTally) -> dict[str, float]:
-        """`compile/count` and `compile/seconds` of the compilations after `before`."""
+        """`compile/count`, `compile/seconds` and `compile/cache_hits` after `before`."""
         tally = self.since(before)
-        return {COMPILE_COUNT: float(tally.count), COMPILE_SECONDS: tally.seconds}
+        return {
+            COMPILE_COUNT: float(tally.count),
+            COMPILE_SECONDS: tally.seconds,
+            CACHE_HITS: float(tally.cache_hits),
+        }
