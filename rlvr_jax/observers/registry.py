@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 ObserverFactory = Callable[["ObserversConfig", "str | os.PathLike"], Observer]
 
-OBSERVERS: Registry[ObserverFactory] = Registry("observer", "observers")
+OBSERVERS: Registry[ObserverFactory] = Registry("observer", "observers", arity=2)
 # @register_observer("jsonl"): the factory of the sink enabled by `observers.jsonl`.
 register_observer = OBSERVERS.register
 

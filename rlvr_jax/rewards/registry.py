@@ -26,6 +26,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 
+from rlvr_jax.imports import check_callable, import_component, is_import_path
 from rlvr_jax.markers import Markers
 
 RewardFn = Callable[..., list[float]]
@@ -140,9 +141,35 @@ def register_reward(
 
 
 def get_reward(name: str, key: str = "rewards.fns[].name") -> RewardEntry:
+    """The registered reward `name`, or the function at the import path `module:fn`."""
+    if is_import_path(name):
+        return _imported_reward(name, key)
     if name not in REWARDS:
-        raise ValueError(f"{key}: unknown reward {name!r}; choose one of {sorted(REWARDS)}")
+        raise ValueError(
+            f"{key}: unknown reward {name!r}; choose one of {sorted(REWARDS)} or give an "
+            "import path 'module:function'"
+        )
     return REWARDS[name]
+
+
+def _imported_reward(path: str, key: str) -> RewardEntry:
+    """A user's reward: `fn(completions, *, <row fields>, <params>, **unused)`. If its module
+    registered it (`@register_reward`, with a `Verifier` or not), that entry is used."""
+    fn = check_callable(import_component(path, key), path, key, positional=1)
+    registered = [entry for entry in REWARDS.values() if entry.fn is fn]
+    if registered:
+        return registered[0]
+    others = [
+        p.name
+        for p in list(inspect.signature(fn).parameters.values())[1:]
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    if others:
+        raise ValueError(
+            f"{key}: {path!r}: after `completions`, parameters must be keyword-only (row "
+            f"fields without a default, params with one), got positional {others}"
+        )
+    return RewardEntry(fn=fn, verifier=None)
 
 
 def verifier_names() -> list[str]:
@@ -152,7 +179,7 @@ def verifier_names() -> list[str]:
 
 def get_verifier(name: str, key: str = "rewards.correctness") -> tuple[RewardEntry, Verifier]:
     """The entry and `Verifier` of reward `name`; a ValueError naming `key` if it has none."""
-    entry = REWARDS.get(name)
+    entry = get_reward(name, key) if is_import_path(name) else REWARDS.get(name)
     if entry is None or entry.verifier is None:
         raise ValueError(f"{key}: {name!r} is not a verifier; choose one of {verifier_names()}")
     return entry, entry.verifier

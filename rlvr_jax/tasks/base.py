@@ -32,7 +32,7 @@ Row = dict[str, Any]
 Which = Literal["train", "eval"]
 Loader = Callable[["DataConfig", Which], list[Row]]
 
-DATASETS: Registry[Loader] = Registry("dataset", "data.name")
+DATASETS: Registry[Loader] = Registry("dataset", "data.name", arity=2)
 register_dataset = DATASETS.register  # @register_dataset("name"): a loader for `data.name`
 
 

@@ -90,7 +90,7 @@ class CountdownConfig:
 class DataConfig:
     """Which dataset, which splits, how many rows, in which order (`config.data`)."""
 
-    name: str  # one of DATASETS: arithmetic, countdown, gsm8k, jsonl
+    name: str  # one of DATASETS (arithmetic, countdown, gsm8k, jsonl) or 'module:loader'
     # gsm8k / jsonl: a hub id ("openai/gsm8k"), a local directory holding {split}.jsonl /
     # .json / .parquet files, a path containing "{split}", or one local file (train only).
     path: str
@@ -107,10 +107,7 @@ class DataConfig:
     countdown: CountdownConfig
 
     def __post_init__(self) -> None:
-        if self.name not in DATASETS:
-            raise ValueError(
-                f"data.name: unknown dataset {self.name!r}; choose one of {sorted(DATASETS)}"
-            )
+        DATASETS.lookup(self.name)  # a registered name, or an importable `module:loader`
         if self.name in FILE_DATASETS and not self.path:
             raise ValueError(
                 f"data.path: required for dataset {self.name!r} (a hub id such as "
