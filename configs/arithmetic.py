@@ -27,7 +27,7 @@ def get_config() -> config_dict.ConfigDict:
         rslora=False,  # rank-stabilized scaling
     )
     c.data = dict(
-        name="arithmetic",  # arithmetic | countdown | gsm8k | jsonl
+        name="arithmetic",  # arithmetic | countdown | gsm8k | jsonl | math | finqa | module:fn
         path="",  # gsm8k/jsonl: hub id, directory or file
         subset="",  # hub config name (gsm8k: 'main')
         split="train",  # training split
@@ -38,6 +38,9 @@ def get_config() -> config_dict.ConfigDict:
         seed=0,  # shuffling, epoch order and synthetic instances
         question_field="question",  # jsonl only
         answer_field="answer",  # jsonl only
+        answer_rule="auto",  # jsonl: auto | after_hashes | last_boxed | regex | column
+        answer_regex="",  # answer_rule 'regex': one group, e.g. r"answer is (\S+)"
+        max_prompt_tokens=0,  # drop rows whose rendered prompt is longer; 0 = keep all
         arithmetic=dict(
             operators=("+",),  # drawn uniformly
             min_value=10,  # operands in [min_value, max_value]

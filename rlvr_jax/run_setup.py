@@ -10,7 +10,9 @@ prompts, sampler and verifiers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,12 @@ def setup_run(exp: ExperimentConfig, mesh: Mesh) -> RunSetup:
     markers = resolve_markers(exp.prompt, exp.model.checkpoint)
     train_rows = tuple(load_rows(exp.data, "train"))
     eval_rows = tuple(load_rows(exp.data, "eval")) if exp.data.eval_split else ()
+    examples = tuple(few_shot_examples(train_rows, exp.prompt))
+    if exp.data.max_prompt_tokens:
+        fits = functools.partial(
+            drop_long_prompts, tokenizer=tokenizer, exp=exp, markers=markers, examples=examples
+        )
+        train_rows, eval_rows = fits(train_rows, "train"), fits(eval_rows, "eval")
     return RunSetup(
         exp=exp,
         checkpoint_dir=checkpoint_dir,
@@ -108,11 +116,42 @@ def setup_run(exp: ExperimentConfig, mesh: Mesh) -> RunSetup:
         tokenizer=tokenizer,
         special_tokens=special_tokens(tokenizer, checkpoint_dir, exp.sampling.extra_stop_token_ids),
         markers=markers,
-        examples=tuple(few_shot_examples(train_rows, exp.prompt)),
+        examples=examples,
         rewards=build_rewards(exp.rewards, markers),
         train_rows=train_rows,
         eval_rows=eval_rows,
     )
+
+
+def drop_long_prompts(
+    rows: tuple[dict, ...],
+    which: str,
+    *,
+    tokenizer: Any,
+    exp: ExperimentConfig,
+    markers: Markers,
+    examples: tuple[dict, ...],
+) -> tuple[dict, ...]:
+    """The rows whose rendered prompt has at most `data.max_prompt_tokens` tokens."""
+    if not rows:
+        return rows
+    texts = render_prompts(tokenizer, list(rows), exp.prompt, markers, examples)
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    kept = tuple(r for r, n in zip(rows, lengths, strict=True) if n <= exp.data.max_prompt_tokens)
+    if not kept:
+        raise ValueError(
+            f"data.max_prompt_tokens={exp.data.max_prompt_tokens}: every {which} prompt is "
+            f"longer (shortest {min(lengths)} tokens)"
+        )
+    if len(kept) < len(rows):
+        logging.info(
+            "data.max_prompt_tokens=%d: dropped %d of %d %s rows",
+            exp.data.max_prompt_tokens,
+            len(rows) - len(kept),
+            len(rows),
+            which,
+        )
+    return kept
 
 
 def decode_completions(tokenizer: Any, completions: Completions) -> list[str]:

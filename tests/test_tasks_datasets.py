@@ -158,7 +158,7 @@ def test_jsonl_reads_parquet(tmp_path):
         (
             {"name": "foo"},
             r"data.name: unknown dataset 'foo'; choose one of "
-            r"\['arithmetic', 'countdown', 'gsm8k', 'jsonl'\]",
+            r"\['arithmetic', 'countdown', 'finqa', 'gsm8k', 'jsonl', 'math'\]",
         ),
         ({"name": "gsm8k"}, r"data.path: required for dataset 'gsm8k'"),
         ({"max_samples": -1}, r"data.max_samples: must be >= 0"),
@@ -185,7 +185,7 @@ def test_from_ml_collections_config():
 
 
 def test_registry_lists_the_builtin_datasets():
-    assert sorted(DATASETS) == ["arithmetic", "countdown", "gsm8k", "jsonl"]
+    assert sorted(DATASETS) == ["arithmetic", "countdown", "finqa", "gsm8k", "jsonl", "math"]
 
 
 # ---------------------------------------------------------------- arithmetic

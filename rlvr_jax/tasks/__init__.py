@@ -5,7 +5,7 @@ arithmetic, countdown, gsm8k, jsonl.
 """
 
 from rlvr_jax.markers import DEFAULT_MARKERS, THINK_MARKERS, Markers, markers_for
-from rlvr_jax.tasks import arithmetic, countdown, gsm8k, jsonl  # noqa: F401  (registers)
+from rlvr_jax.tasks import arithmetic, countdown, gsm8k, jsonl, math_tasks  # noqa: F401  (registers)
 from rlvr_jax.tasks.base import DATASETS, Row, load_rows, register_dataset
 from rlvr_jax.tasks.config import ArithmeticConfig, CountdownConfig, DataConfig
 from rlvr_jax.tasks.iterator import RowIterator

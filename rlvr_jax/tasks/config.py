@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from rlvr_jax.tasks.answers import check_answer_rule
 from rlvr_jax.tasks.base import DATASETS
 
 ARITHMETIC_OPERATORS = ("+", "-", "*", "/")
-FILE_DATASETS = ("gsm8k", "jsonl")  # need data.path
+FILE_DATASETS = ("gsm8k", "jsonl", "math", "finqa")  # need data.path
 
 
 def _check_range(key: str, low: int, high: int) -> None:
@@ -90,7 +91,7 @@ class CountdownConfig:
 class DataConfig:
     """Which dataset, which splits, how many rows, in which order (`config.data`)."""
 
-    name: str  # one of DATASETS (arithmetic, countdown, gsm8k, jsonl) or 'module:loader'
+    name: str  # DATASETS: arithmetic countdown gsm8k jsonl math finqa, or 'module:loader'
     # gsm8k / jsonl: a hub id ("openai/gsm8k"), a local directory holding {split}.jsonl /
     # .json / .parquet files, a path containing "{split}", or one local file (train only).
     path: str
@@ -103,6 +104,9 @@ class DataConfig:
     seed: int  # shuffling, epoch order, and synthetic training instances
     question_field: str  # jsonl: record key holding the question
     answer_field: str  # jsonl: record key holding the answer
+    answer_rule: str  # jsonl: how the answer is read (tasks/answers.py ANSWER_RULES)
+    answer_regex: str  # answer_rule 'regex': a pattern with one group
+    max_prompt_tokens: int  # drop rows whose rendered prompt is longer; 0 = keep all
     arithmetic: ArithmeticConfig
     countdown: CountdownConfig
 
@@ -123,6 +127,9 @@ class DataConfig:
                 raise ValueError(
                     f"data.{key}: expected {sub.__name__}; build with config_builder.build"
                 )
+        check_answer_rule(self.answer_rule, self.answer_regex)
+        if self.max_prompt_tokens < 0:
+            raise ValueError(f"data.max_prompt_tokens: must be >= 0, got {self.max_prompt_tokens}")
         for key in ("question_field", "answer_field"):
             if not getattr(self, key):
                 raise ValueError(f"data.{key}: must be a non-empty field name")

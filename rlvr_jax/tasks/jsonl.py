@@ -1,10 +1,10 @@
 """A user's own question/answer files (`data.name="jsonl"`): json, jsonl, parquet or csv.
 
-`data.question_field` and `data.answer_field` name the record keys. The answer is
-read as: the text after the last `####` if there is one; a number is normalized
-("1,234.0" gives "1234"); any other non-empty text is kept with whitespace collapsed
-(for `math_equivalence`). Every other key of the record is kept as a row field, so a
-custom reward can read it.
+`data.question_field` and `data.answer_field` name the record keys; `data.answer_rule`
+(`tasks/answers.py`) reads the answer: after `####`, the last `\\boxed{}`, a regex group,
+or the column as is ('auto': after `####` if present, a number normalized, other text
+kept with whitespace collapsed, for `math_equivalence`). Every other key of the record is
+kept as a row field, so a custom reward can read it.
 """
 
 from __future__ import annotations
@@ -12,23 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rlvr_jax.rewards.numbers import normalize_number
+from rlvr_jax.tasks.answers import extract_answer
 from rlvr_jax.tasks.base import Row, Which, keep_valid, register_dataset
 from rlvr_jax.tasks.config import DataConfig
 from rlvr_jax.tasks.sources import load_records
-
-
-def parse_answer(value: Any) -> str | None:
-    """Normalized ground truth from a raw answer value, or None if missing or empty."""
-    if value is None or isinstance(value, bool):
-        return None
-    text = str(value)
-    if "####" in text:
-        text = text.rsplit("####", 1)[1]
-    number = normalize_number(text)
-    if number is not None:
-        return number
-    return " ".join(text.split()) or None
 
 
 @register_dataset("jsonl")
@@ -37,7 +24,9 @@ def load_jsonl(config: DataConfig, which: Which) -> list[Row]:
 
     def to_row(record: Mapping[str, Any]) -> Row | None:
         question = record[config.question_field]
-        answer = parse_answer(record[config.answer_field])
+        answer = extract_answer(
+            record[config.answer_field], config.answer_rule, config.answer_regex
+        )
         if answer is None or not isinstance(question, str) or not question.strip():
             return None
         return {**record, "question": question.strip(), "answer": answer}
