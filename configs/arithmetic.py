@@ -19,6 +19,11 @@ def get_config() -> config_dict.ConfigDict:
         checkpoint="smollm2-135m-instruct",  # preset, .gguf path, HF directory or hub id
         dtype="float32",  # 'float32' | 'bfloat16'
         cache_dir="",  # converted checkpoints; '' = ~/.cache/rlvr_jax/gguf
+        quantization=dict(  # weight-only, of the frozen base (rlvr_jax/models/quantization.py)
+            format="none",  # 'none' | 'int8' (per output channel) | 'nf4' (QLoRA, blockwise)
+            block_size=64,  # nf4: input rows per absmax block
+            double_quant=False,  # nf4: absmaxes stored as uint8
+        ),
     )
     c.lora = dict(
         rank=8,  # r

@@ -15,6 +15,7 @@ from rlvr_jax.compile_cache import CompileCacheConfig
 from rlvr_jax.config_builder import ConfigError, build
 from rlvr_jax.health import HealthConfig
 from rlvr_jax.models.lora import LoraConfig
+from rlvr_jax.models.quantization import QuantizationConfig
 from rlvr_jax.observers.config import ObserversConfig
 from rlvr_jax.optim import OptimConfig
 from rlvr_jax.parallel import MeshConfig
@@ -40,6 +41,7 @@ class ModelConfig:
     checkpoint: str  # preset name, .gguf path, local HF directory, or hub id
     dtype: str  # parameter and activation dtype: 'float32' | 'bfloat16'
     cache_dir: str  # converted GGUF / preset checkpoints; '' = ~/.cache/rlvr_jax/gguf
+    quantization: QuantizationConfig  # weight-only int8 / nf4 of the frozen base (LoRA runs)
 
     def __post_init__(self):
         if not self.checkpoint:
@@ -158,6 +160,11 @@ class ExperimentConfig:
     max_steps: int  # RL steps; a resumed run continues up to this
 
     def __post_init__(self):
+        if self.model.quantization.format != "none" and self.rl.trainable != "lora":
+            raise ConfigError(
+                f"model.quantization.format = {self.model.quantization.format!r}: a quantized "
+                "base is frozen; it needs rl.trainable = 'lora'"
+            )
         if self.max_steps < 0:
             raise ConfigError(f"max_steps must be >= 0, got {self.max_steps}")
         if self.optim.total_steps != self.max_steps * self.rl.num_iterations:

@@ -39,6 +39,7 @@ from jax.sharding import Mesh
 
 from rlvr_jax.models.decoder import Decoder
 from rlvr_jax.models.lora import LoraConfig, init_lora
+from rlvr_jax.models.quantization import dequantize_params
 from rlvr_jax.multihost import fetch_global, local_rows
 from rlvr_jax.parallel import place_params
 from rlvr_jax.sampling import Completions, SamplingConfig, SpecialTokens, generate
@@ -148,10 +149,12 @@ class Policy:
         return jax.tree.map(local_rows, out)
 
     def export_trees(self, trainable: PyTree) -> tuple[PyTree, PyTree | None]:
-        """Host copies of `(params, lora)`: base + LoRA tree, or the trained params alone.
+        """Host copies of `(params, lora)`: base + LoRA tree, or the trained params alone;
+        a quantized base comes back dequantized (the merged export is a float checkpoint).
 
         A collective in a multi-process run (sharded leaves are gathered): call it on
         every process.
         """
         trees = (self.base, trainable) if self.is_lora else (trainable, None)
-        return fetch_global(trees)
+        params, lora = fetch_global(trees)
+        return dequantize_params(params), lora  # a quantized base exports as float

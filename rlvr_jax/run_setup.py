@@ -25,6 +25,7 @@ from rlvr_jax.markers import Markers
 from rlvr_jax.models import Decoder, load_decoder_config, load_tokenizer, resolve_checkpoint
 from rlvr_jax.models.hf_weights import load_hf_params
 from rlvr_jax.models.lora import lora_scale
+from rlvr_jax.models.quantization import quantize_params
 from rlvr_jax.parallel import batch_sharding
 from rlvr_jax.policy import Policy
 from rlvr_jax.rewards import RewardSet, build_rewards
@@ -94,7 +95,9 @@ def setup_run(exp: ExperimentConfig, mesh: Mesh) -> RunSetup:
     tokenizer = load_tokenizer(checkpoint_dir)
     policy = Policy.create(
         Decoder(cfg, lora_scale=lora_scale(exp.lora), row_sharding=batch_sharding(mesh)),
-        load_hf_params(checkpoint_dir, cfg, exp.model.dtype),
+        quantize_params(
+            load_hf_params(checkpoint_dir, cfg, exp.model.dtype), exp.model.quantization
+        ),
         exp.rl.trainable,
         exp.lora,
         mesh,

@@ -31,6 +31,7 @@ from jax.sharding import NamedSharding
 from rlvr_jax.models.config import DecoderConfig
 from rlvr_jax.models.kv_cache import KVCache
 from rlvr_jax.models.lora_matmul import lora_delta
+from rlvr_jax.models.quantization import QuantizedKernel
 from rlvr_jax.models.rope import apply_rope, inverse_frequencies
 
 # Finite, so a query with no visible key (a padding row) gives a uniform softmax, not NaN.
@@ -53,7 +54,8 @@ class RMSNorm(nn.Module):
 
 
 class Dense(nn.Module):
-    """`x @ kernel (+ bias)`, plus a LoRA update when the `lora` collection has one."""
+    """`x @ kernel (+ bias)`, plus a LoRA update when the `lora` collection has one. The
+    kernel may be a `quantization.QuantizedKernel` (a quantized frozen base)."""
 
     features: int
     use_bias: bool = False
@@ -61,9 +63,15 @@ class Dense(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        init = nn.initializers.normal(0.02)
-        kernel = self.param("kernel", init, (x.shape[-1], self.features), jnp.float32)
-        y = x @ kernel.astype(x.dtype)
+        if self.has_variable("params", "kernel"):
+            kernel = self.get_variable("params", "kernel")
+        else:
+            init = nn.initializers.normal(0.02)
+            kernel = self.param("kernel", init, (x.shape[-1], self.features), jnp.float32)
+        if isinstance(kernel, QuantizedKernel):  # a quantized base: dequantized per call
+            y = x @ kernel.dequantize(x.dtype)
+        else:
+            y = x @ kernel.astype(x.dtype)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
         if self.has_variable("lora", "a"):

@@ -27,6 +27,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from rlvr_jax.models.quantization import QuantizedKernel
+
 PyTree = Any
 
 # Short target name -> the projection module name it selects in every layer.
@@ -78,11 +80,14 @@ def _key_name(key: Any) -> str:
 def lora_target_paths(params: PyTree, targets: tuple[str, ...]) -> list[tuple[str, ...]]:
     """Module paths (e.g. ``('layers_0', 'attn', 'q_proj')``) of the targeted kernels, sorted.
 
-    ``params`` may hold arrays or ``jax.ShapeDtypeStruct``s.
+    ``params`` may hold arrays, ``jax.ShapeDtypeStruct``s or quantized kernels.
     """
     modules = {LORA_TARGETS[t] for t in targets}
     paths = []
-    for path, _ in jax.tree_util.tree_leaves_with_path(params):
+    kernels = jax.tree_util.tree_leaves_with_path(
+        params, is_leaf=lambda x: isinstance(x, QuantizedKernel)
+    )
+    for path, _ in kernels:
         names = tuple(_key_name(k) for k in path)
         if len(names) >= 2 and names[-1] == "kernel" and names[-2] in modules:
             paths.append(names[:-1])
