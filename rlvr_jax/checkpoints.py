@@ -124,11 +124,35 @@ def restore_latest(manager: ocp.CheckpointManager, like_state: Any) -> tuple[Any
     step = latest_complete_step(manager.directory)
     if step is None:
         return None
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_state)
+    target = _restore_target(like_state, Path(manager.directory) / str(step) / "state")
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     restored = manager.restore(
         step,
         args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
         ),
     )
-    return restored["state"], dict(restored["meta"])
+    state = restored["state"]
+    if isinstance(target, dict) and not isinstance(like_state, dict):
+        state = like_state.replace(**state)
+    return state, dict(restored["meta"])
+
+
+def _restore_target(like_state: Any, state_dir: Path) -> Any:
+    """`like_state`, or (a dataclass state whose None fields the checkpoint does not hold:
+    one written before those fields existed, e.g. PPO's `critic`) a dict of the fields it
+    holds. A non-None field the checkpoint lacks is an error naming it."""
+    if not dataclasses.is_dataclass(like_state):
+        return like_state
+    on_disk = set(ocp.StandardCheckpointer().metadata(state_dir).item_metadata.keys())
+    names = [f.name for f in dataclasses.fields(like_state)]
+    missing = [n for n in names if n not in on_disk]
+    if not missing:
+        return like_state
+    needed = [n for n in missing if getattr(like_state, n) is not None]
+    if needed:
+        raise ValueError(
+            f"checkpoint {state_dir.parent} holds no {needed} (its state has {sorted(on_disk)}): "
+            "it was written by a run with another rl.algorithm"
+        )
+    return {n: getattr(like_state, n) for n in names if n in on_disk}
