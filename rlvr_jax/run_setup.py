@@ -21,8 +21,10 @@ import numpy as np
 from jax.sharding import Mesh
 
 from rlvr_jax.config import ExperimentConfig
+from rlvr_jax.config_builder import ConfigError
 from rlvr_jax.markers import Markers
 from rlvr_jax.models import Decoder, load_decoder_config, load_tokenizer, resolve_checkpoint
+from rlvr_jax.models.gguf_native import gguf_source, with_gguf_kernels
 from rlvr_jax.models.hf_weights import load_hf_params
 from rlvr_jax.models.lora import lora_scale
 from rlvr_jax.models.quantization import quantize_params
@@ -93,11 +95,18 @@ def setup_run(exp: ExperimentConfig, mesh: Mesh) -> RunSetup:
     checkpoint_dir = resolve_checkpoint(exp.model.checkpoint, cache_dir)
     cfg = load_decoder_config(checkpoint_dir)
     tokenizer = load_tokenizer(checkpoint_dir)
+    params = load_hf_params(checkpoint_dir, cfg, exp.model.dtype)
+    if exp.model.quantization.format == "gguf":
+        source = gguf_source(exp.model.checkpoint)
+        if source is None:
+            raise ConfigError(
+                f"model.quantization.format='gguf' keeps a GGUF file's blocks; "
+                f"model.checkpoint={exp.model.checkpoint!r} is not a .gguf file"
+            )
+        params = with_gguf_kernels(params, source, cfg)
     policy = Policy.create(
         Decoder(cfg, lora_scale=lora_scale(exp.lora), row_sharding=batch_sharding(mesh)),
-        quantize_params(
-            load_hf_params(checkpoint_dir, cfg, exp.model.dtype), exp.model.quantization
-        ),
+        quantize_params(params, exp.model.quantization),
         exp.rl.trainable,
         exp.lora,
         mesh,

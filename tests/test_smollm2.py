@@ -139,3 +139,23 @@ def test_loading_peak_memory_is_below_twice_the_model(tmp_path):
     assert growth <= 2 * model_bytes, (
         f"peak RSS grew {growth / 2**20:.0f} MiB for a {model_bytes / 2**20:.0f} MiB model"
     )
+
+
+def test_gguf_native_q4_1_forward_equals_the_dequantized_file(ours):
+    """The file's own Q4_1 blocks (model.quantization.format='gguf') give the forward of
+    the float checkpoint dequantized from the same file (1e-5), at under 0.2x its bytes."""
+    from rlvr_jax.models.gguf_native import with_gguf_kernels
+    from rlvr_jax.models.quantization import QuantizedKernel, kernel_bytes
+
+    model, params, tokenizer = ours
+    native = with_gguf_kernels(params, locate_smollm2_gguf(), model.cfg)
+    kernel = native["layers_0"]["attn"]["q_proj"]["kernel"]
+    assert isinstance(kernel, QuantizedKernel) and kernel.format == "q4_1"
+    assert not isinstance(params["layers_0"]["attn"]["q_proj"]["kernel"], QuantizedKernel)
+    assert kernel_bytes(native) / kernel_bytes(params) <= 0.2
+    prompts = [render_chat(tokenizer, chat) for chat in CHATS]
+    tokens, mask, positions = _left_pad(prompts)
+    ref, _ = model.apply({"params": params}, tokens, positions, mask)
+    got, _ = model.apply({"params": native}, tokens, positions, mask)
+    diff = np.abs(np.asarray(got) - np.asarray(ref))[mask.astype(bool)].max()
+    assert diff <= 1e-5, f"max |logit diff| {diff:.2e}"

@@ -15,8 +15,13 @@ factors are float32 as always.
           `double_quant` the block absmaxes are themselves stored as uint8 with one float
           scale per column (a_bj ~ c_bj t_j, t_j = max_b a_bj / 255).
 
+    gguf  the GGUF file's own Q4_1 blocks (llama.cpp: 32 weights share a scale d and a
+          minimum m, w = d q + m, q in 0..15), kept as the file stores them, so the model
+          is the one llama.cpp serves (`gguf_native.py`); other tensor types load as float.
+
 Bytes per weight: float32 4, int8 1 (+ 4 / in for the scales), nf4 0.5 + 4 / block_size
-(0.5 + 1 / block_size with double quantization): 0.14x float32 at block 64.
+(0.5 + 1 / block_size with double quantization): 0.14x float32 at block 64; q4_1 as held
+here 0.5 + 8 / 32 (d and m in float32; the file's float16 pair is 0.625 bytes per weight).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 PyTree = Any
-FORMATS = ("none", "int8", "nf4")
+FORMATS = ("none", "int8", "nf4", "gguf")  # gguf: the file's own Q4_1 blocks (gguf_native.py)
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # The 16 NF4 levels of QLoRA / bitsandbytes: quantiles of N(0, 1), scaled to [-1, 1].
 NF4_LEVELS = np.array(
@@ -60,7 +65,7 @@ NF4_LEVELS = np.array(
 class QuantizationConfig:
     """`config.model.quantization`."""
 
-    format: str  # 'none' | 'int8' | 'nf4'
+    format: str  # 'none' | 'int8' | 'nf4' | 'gguf' (keep a GGUF file's Q4_1 blocks)
     block_size: int  # nf4: input rows per absmax block (even, divides every kernel's rows)
     double_quant: bool  # nf4: store the block absmaxes as uint8 with a per-column scale
 
@@ -80,8 +85,11 @@ class QuantizedKernel:
     """A quantized [in, out] kernel (module docstring); `dequantize` gives the float one."""
 
     codes: jax.Array  # int8 [in, out] | nf4: uint8 [in / 2, out], rows 2k (low) and 2k+1
-    scales: jax.Array  # int8: f32 [out] | nf4: f32 [in / bs, out], or uint8 (double quant)
+    # | q4_1: uint8 [out, in / 2], GGUF's blocks of 32 (16 low nibbles, then 16 high)
+    scales: jax.Array  # int8: f32 [out] | nf4: f32 [in / bs, out] or uint8 (double quant)
+    # | q4_1: f32 [out, in / 32], each block's d
     scale_scales: jax.Array | None  # nf4 double quant: f32 [out]; else None
+    offsets: jax.Array | None  # q4_1: f32 [out, in / 32], each block's m; else None
     format: str = flax.struct.field(pytree_node=False)
     shape: tuple[int, int] = flax.struct.field(pytree_node=False)  # the float kernel's
 
@@ -92,6 +100,12 @@ class QuantizedKernel:
     def dequantize(self, dtype=jnp.float32) -> jax.Array:
         if self.format == "int8":
             return (self.codes.astype(jnp.float32) * self.scales[None, :]).astype(dtype)
+        if self.format == "q4_1":  # llama.cpp: w = d q + m per block of 32
+            d_in, d_out = self.shape
+            blocks = self.codes.reshape(d_out, d_in // 32, 16)
+            q = jnp.concatenate([blocks & 0x0F, blocks >> 4], axis=-1).astype(jnp.float32)
+            w = q * self.scales[..., None] + self.offsets[..., None]
+            return w.reshape(d_out, d_in).T.astype(dtype)
         low = self.codes & 0x0F
         high = self.codes >> 4
         d_in, d_out = self.shape
@@ -105,7 +119,7 @@ class QuantizedKernel:
 
     @property
     def nbytes(self) -> int:
-        leaves = [self.codes, self.scales, self.scale_scales]
+        leaves = [self.codes, self.scales, self.scale_scales, self.offsets]
         return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in leaves if x is not None)
 
 
@@ -114,7 +128,7 @@ def quantize_int8(w: jax.Array) -> QuantizedKernel:
     scales = jnp.max(jnp.abs(w), axis=0) / 127.0
     scales = jnp.where(scales > 0, scales, 1.0)
     codes = jnp.clip(jnp.round(w / scales[None, :]), -127, 127).astype(jnp.int8)
-    return QuantizedKernel(codes, scales, None, "int8", tuple(w.shape))
+    return QuantizedKernel(codes, scales, None, None, "int8", tuple(w.shape))
 
 
 def quantize_nf4(w: jax.Array, block_size: int, double_quant: bool) -> QuantizedKernel:
@@ -139,10 +153,11 @@ def quantize_nf4(w: jax.Array, block_size: int, double_quant: bool) -> Quantized
     pairs = codes.reshape(d_in // 2, 2, d_out)
     packed = (pairs[:, 0] | (pairs[:, 1] << 4)).astype(jnp.uint8)
     scales = stored_scales if double_quant else absmax
-    return QuantizedKernel(packed, scales, scale_scales, "nf4", (d_in, d_out))
+    return QuantizedKernel(packed, scales, scale_scales, None, "nf4", (d_in, d_out))
 
 
 def quantize_kernel(w: jax.Array, cfg: QuantizationConfig) -> QuantizedKernel:
+    """int8 or nf4 (gguf kernels come from the file: `gguf_native.py`)."""
     if cfg.format == "int8":
         return quantize_int8(w)
     if cfg.format == "nf4":
@@ -156,7 +171,7 @@ def _is_projection(path: tuple[str, ...]) -> bool:
 
 def quantize_params(params: PyTree, cfg: QuantizationConfig) -> PyTree:
     """`params` with every projection kernel quantized (`cfg.format = 'none'`: unchanged)."""
-    if cfg.format == "none":
+    if cfg.format in ("none", "gguf"):  # gguf: the loader brings the file's blocks
         return params
 
     def visit(node: Any, path: tuple[str, ...]) -> Any:
