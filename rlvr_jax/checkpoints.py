@@ -144,7 +144,9 @@ def _restore_target(like_state: Any, state_dir: Path) -> Any:
     holds. A non-None field the checkpoint lacks is an error naming it."""
     if not dataclasses.is_dataclass(like_state):
         return like_state
-    on_disk = set(ocp.StandardCheckpointer().metadata(state_dir).item_metadata.keys())
+    with third_party_held_back():  # Orbax warns that a metadata file it does not need is absent
+        metadata = ocp.StandardCheckpointer().metadata(state_dir)
+    on_disk = set(metadata.item_metadata.keys())
     names = [f.name for f in dataclasses.fields(like_state)]
     missing = [n for n in names if n not in on_disk]
     if not missing:
