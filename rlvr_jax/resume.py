@@ -34,6 +34,7 @@ SAFE_CHANGES = (
     "data.eval_max_samples",
     "observers.",  # logging sinks, sample logging, console
     "health.",  # alert thresholds and stop_on: resuming after an alert stop changes them
+    "compile_cache.",  # where compiled programs are kept: the same programs either way
     "checkpoint.every_steps",
     "checkpoint.max_to_keep",
     "checkpoint.allow_config_changes",
