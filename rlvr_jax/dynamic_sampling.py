@@ -65,6 +65,14 @@ def concat_scores(scores: list[RewardOutput]) -> RewardOutput:
     )
 
 
+def take_scores(scores: RewardOutput, rows: np.ndarray) -> RewardOutput:
+    return RewardOutput(
+        per_fn={k: v[rows] for k, v in scores.per_fn.items()},
+        total=scores.total[rows],
+        correct=scores.correct[rows],
+    )
+
+
 def _left_pad_to(x_RP: np.ndarray, width: int, value: int) -> np.ndarray:
     return np.pad(x_RP, ((0, 0), (width - x_RP.shape[1], 0)), constant_values=value)
 
@@ -94,8 +102,7 @@ def select_groups(rollouts: list[Rollout], picks: list[tuple[int, int]], pad_id:
         lengths=gather("lengths"),
         truncated=gather("truncated"),
     )
-    scores = [rollouts[r].scores for r, _ in rows]
-    idx = [i for _, i in rows]
+    scores = concat_scores([take_scores(rollouts[r].scores, i) for r, i in rows])
     seconds: dict[str, float] = {}
     for out in rollouts:
         for k, v in out.seconds.items():
@@ -104,14 +111,7 @@ def select_groups(rollouts: list[Rollout], picks: list[tuple[int, int]], pad_id:
         rows=tuple(rollouts[r].rows[g] for r, g in picks),
         completions=completions,
         texts=tuple(t for (r, i) in rows for t in np.asarray(rollouts[r].texts, object)[i]),
-        scores=RewardOutput(
-            per_fn={
-                k: np.concatenate([s.per_fn[k][i] for s, i in zip(scores, idx, strict=True)])
-                for k in scores[0].per_fn
-            },
-            total=np.concatenate([s.total[i] for s, i in zip(scores, idx, strict=True)]),
-            correct=np.concatenate([s.correct[i] for s, i in zip(scores, idx, strict=True)]),
-        ),
+        scores=scores,
         seconds=seconds,
     )
 

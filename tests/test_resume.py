@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import subprocess
@@ -11,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_pipeline import read_jsonl, tiny_config, train_rows
 
 from rlvr_jax import checkpoints
-from rlvr_jax.config_builder import sibling_config
 from rlvr_jax.errors import ConfigChangedError
 from rlvr_jax.resume import SAFE_CHANGES, check_config, config_changes, is_safe
 from rlvr_jax.run_export import MARKER, exported_step
@@ -21,7 +20,6 @@ from rlvr_jax.train import train_and_evaluate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.py"
-NON_DETERMINISTIC = ("time/", "throughput/", "memory/", "eval/time_s", "compile/")
 # Four training rows and two prompts per step: an epoch is exactly two RL steps.
 EPOCH = {
     "data.arithmetic.num_train": 4,
@@ -31,21 +29,6 @@ EPOCH = {
 }
 
 
-def tiny_config(**overrides):
-    config = sibling_config(str(TINY), "tiny")
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    return config
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def step_prompts(workdir: Path) -> dict[int, list[str]]:
     """The prompts of each RL step, from samples.jsonl (tiny logs every step's samples)."""
     prompts: dict[int, list[str]] = {}
@@ -53,14 +36,6 @@ def step_prompts(workdir: Path) -> dict[int, list[str]]:
         if row["split"] == "train":
             prompts.setdefault(row["step"], []).append(row["prompt"])
     return prompts
-
-
-def train_rows(workdir: Path) -> dict[int, dict]:
-    return {
-        r["step"]: {k: v for k, v in r.items() if not k.startswith(NON_DETERMINISTIC)}
-        for r in read_jsonl(workdir / "metrics.jsonl")
-        if "loss" in r
-    }
 
 
 def state_arrays(workdir: Path, step: int) -> dict[str, np.ndarray]:

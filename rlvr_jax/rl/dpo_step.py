@@ -29,12 +29,13 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from rlvr_jax.parallel import batch_sharding, param_shardings, replicated, shard_batch
+from rlvr_jax.parallel import batch_sharding, param_shardings, shard_batch
 from rlvr_jax.policy import Policy
 from rlvr_jax.rl.dpo import DPOConfig, Pairs, preference_loss
 from rlvr_jax.rl.microbatch import accumulate_gradients, merge_microbatches, split_microbatches
 from rlvr_jax.rl.policy_logprobs import completion_logprobs
-from rlvr_jax.rl.train_state import TrainState, apply_if, train_state_shardings
+from rlvr_jax.rl.train_state import TrainState, apply_if
+from rlvr_jax.rl.train_step import jit_update
 from rlvr_jax.sampling import Completions
 
 PyTree = Any
@@ -170,8 +171,6 @@ def make_dpo_train_step(
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """``step(state, batch) -> (state, metrics)``, jitted once, state donated; ``remat``:
     ``rl.remat``."""
-    mesh = policy.mesh
-    state_sh = train_state_shardings(state, mesh)
     fn = functools.partial(
         dpo_train_step,
         policy=policy.for_training(remat),
@@ -181,10 +180,4 @@ def make_dpo_train_step(
         optimizer=optimizer,
         lr_schedule=lr_schedule,
     )
-    jitted = jax.jit(
-        fn,
-        in_shardings=(param_shardings(policy.frozen, mesh), state_sh, batch_sharding(mesh)),
-        out_shardings=(state_sh, replicated(mesh)),
-        donate_argnames=("state",),
-    )
-    return functools.partial(jitted, policy.frozen)
+    return jit_update(fn, state, policy.mesh, policy.frozen)

@@ -55,7 +55,9 @@ from rlvr_jax.rl.train_step import (
     SAMPLER_LOGPROBS,
     TrainStepConfig,
     correction_metrics,
+    jit_update,
     logprobs_and_log_ratios,
+    scorer_inputs,
 )
 from rlvr_jax.rl.value import clipped_value_loss, init_value_head, value_head
 from rlvr_jax.sampling import Completions
@@ -197,7 +199,7 @@ def score_ppo_rollout(
             out["ref_logprobs"] = fwd.logprobs(ref_vars, fwd.hidden(ref_vars, mb), mb)[0]
         return out
 
-    keys = (*INPUT_KEYS, SAMPLER_LOGPROBS) if correction is not None else INPUT_KEYS
+    keys = scorer_inputs(step_cfg)
     rows_MR = split_microbatches({k: batch[k] for k in keys}, step_cfg.num_microbatches)
     scored = jax.tree.map(merge_microbatches, jax.lax.map(score, rows_MR))
     mask_RL = batch["completion_mask"]
@@ -413,9 +415,6 @@ def make_ppo_train_step(
     state: TrainState,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """``step(state, batch) -> (state, metrics)``, jitted once, state donated."""
-    mesh = policy.mesh
-    state_sh = train_state_shardings(state, mesh)
-    critic_base = _critic_base(policy, cfg)
     fn = functools.partial(
         ppo_train_step,
         policy=policy.for_training(step_cfg.remat),
@@ -426,15 +425,4 @@ def make_ppo_train_step(
         critic_optimizer=critic_optimizer,
         lr_schedule=lr_schedule,
     )
-    jitted = jax.jit(
-        fn,
-        in_shardings=(
-            param_shardings(policy.frozen, mesh),
-            param_shardings(critic_base, mesh),
-            state_sh,
-            batch_sharding(mesh),
-        ),
-        out_shardings=(state_sh, replicated(mesh)),
-        donate_argnames=("state",),
-    )
-    return functools.partial(jitted, policy.frozen, critic_base)
+    return jit_update(fn, state, policy.mesh, policy.frozen, _critic_base(policy, cfg))

@@ -57,6 +57,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
 from rlvr_jax.models.decoder import Decoder, remat_layer
 from rlvr_jax.parallel import batch_sharding, param_shardings, replicated
@@ -252,8 +253,6 @@ def make_train_step(
     tree is a jit input with the parameter shardings. ``lr_schedule`` is
     ``optim.make_schedule(cfg)`` of the same optimizer.
     """
-    mesh = policy.mesh
-    state_sh = train_state_shardings(state, mesh)
     fn = functools.partial(
         train_step,
         policy=policy.for_training(step_cfg.remat),
@@ -262,13 +261,37 @@ def make_train_step(
         optimizer=optimizer,
         lr_schedule=lr_schedule,
     )
+    return jit_update(fn, state, policy.mesh, policy.frozen)
+
+
+def jit_update(
+    fn: Callable[..., tuple[TrainState, dict[str, jax.Array]]],
+    state: TrainState,
+    mesh: Mesh,
+    *fixed: PyTree | None,
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
+    """``fn(*fixed, state, batch) -> (state, metrics)`` jitted once over ``mesh`` as
+    ``step(state, batch)``: the ``fixed`` trees (the frozen base, a critic's base) are jit
+    inputs with the parameter shardings, the state is donated, the metrics replicated.
+    Every algorithm's update (GRPO here, ``ppo.py``, ``dpo_step.py``) is built by it."""
+    state_sh = train_state_shardings(state, mesh)
     jitted = jax.jit(
         fn,
-        in_shardings=(param_shardings(policy.frozen, mesh), state_sh, batch_sharding(mesh)),
+        in_shardings=(
+            *(param_shardings(tree, mesh) for tree in fixed),
+            state_sh,
+            batch_sharding(mesh),
+        ),
         out_shardings=(state_sh, replicated(mesh)),
         donate_argnames=("state",),
     )
-    return functools.partial(jitted, policy.frozen)
+    return functools.partial(jitted, *fixed)
+
+
+def scorer_inputs(step_cfg: TrainStepConfig) -> tuple[str, ...]:
+    """Batch keys a rollout scorer reads: the rows, plus the sampler's log-probabilities
+    when the off-policy correction compares them with the trainer's."""
+    return (*INPUT_KEYS, SAMPLER_LOGPROBS) if step_cfg.off_policy is not None else INPUT_KEYS
 
 
 def score_rollout(
@@ -287,7 +310,7 @@ def score_rollout(
     """
     needs_old = step_cfg.num_iterations > 1
     correction = step_cfg.off_policy
-    keys = (*INPUT_KEYS, SAMPLER_LOGPROBS) if correction is not None else INPUT_KEYS
+    keys = scorer_inputs(step_cfg)
     rows_MR = split_microbatches({k: batch[k] for k in keys}, step_cfg.num_microbatches)
 
     def logprobs(variables: dict[str, PyTree], mb: Batch) -> jax.Array:
@@ -378,7 +401,7 @@ def make_rollout_scorer(
         out_shardings=batch_sharding(mesh),
     )
 
-    keys = (*INPUT_KEYS, SAMPLER_LOGPROBS) if step_cfg.off_policy is not None else INPUT_KEYS
+    keys = scorer_inputs(step_cfg)
 
     def scorer(state: TrainState, batch: Batch) -> Batch:
         inputs = {k: batch[k] for k in keys}
