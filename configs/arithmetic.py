@@ -24,6 +24,7 @@ def get_config() -> config_dict.ConfigDict:
             block_size=64,  # nf4: input rows per absmax block
             double_quant=False,  # nf4: absmaxes stored as uint8
         ),
+        scan_layers=False,  # True: one layer body under lax.scan (faster compile, slower decode)
     )
     c.lora = dict(
         rank=8,  # r

@@ -42,6 +42,7 @@ class ModelConfig:
     dtype: str  # parameter and activation dtype: 'float32' | 'bfloat16'
     cache_dir: str  # converted GGUF / preset checkpoints; '' = ~/.cache/rlvr_jax/gguf
     quantization: QuantizationConfig  # weight-only int8 / nf4 of the frozen base (LoRA runs)
+    scan_layers: bool  # one compiled layer body under lax.scan (models/layer_stack.py)
 
     def __post_init__(self):
         if not self.checkpoint:

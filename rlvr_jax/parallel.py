@@ -25,6 +25,9 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rlvr_jax.models.layer_stack import STACKED
+from rlvr_jax.models.quantization import QuantizedKernel
+
 PyTree = Any
 MESH_AXES = ("data", "fsdp")
 BATCH_AXES = ("data", "fsdp")  # the leading batch axis is sharded over both mesh axes
@@ -123,17 +126,38 @@ def param_partition_specs(
 ) -> PyTree:
     """A tree of PartitionSpecs for ``tree`` (arrays or ShapeDtypeStructs).
 
-    ``axis_sizes`` is ``mesh.shape``. A dim not divisible by its axes is replicated; all such
-    fallbacks are logged in one warning.
+    ``axis_sizes`` is ``mesh.shape``. A stacked layer leaf (``layers/...``, scanned
+    decoder) gets its per-layer spec behind an unsharded layer axis. A dim not divisible
+    by its axes is replicated; all such fallbacks are logged in one warning.
     """
     dropped_all: list[str] = []
 
     def spec(path, leaf):
-        spec_, dropped = _spec_for(_path_str(path), tuple(leaf.shape), axis_sizes, rules)
+        name = _path_str(path)
+        stacked = name.startswith(f"{STACKED}/")  # [L, ...]: the layer axis stays whole
+        if isinstance(leaf, QuantizedKernel):  # its arrays follow the float kernel's spec
+            kernel_spec, _ = _spec_for(name, leaf.shape, axis_sizes, rules)
+            wanted = leaf.leaf_specs(tuple(kernel_spec))
+            return jax.tree.map(
+                lambda array, axes: fit(f"{name}/", array, P(*axes), stacked),
+                leaf,
+                wanted,
+                is_leaf=lambda x: isinstance(x, tuple),
+            )
+        shape = tuple(leaf.shape)
+        spec_, dropped = _spec_for(name, shape[1:] if stacked else shape, axis_sizes, rules)
         dropped_all.extend(dropped)
-        return spec_
+        return P(None, *spec_) if stacked else spec_
 
-    specs = jax.tree_util.tree_map_with_path(spec, tree)
+    def fit(name: str, array, wanted: P, stacked: bool) -> P:
+        shape = tuple(array.shape)[1:] if stacked else tuple(array.shape)
+        spec_, dropped = _spec_for(name, shape, axis_sizes, ((".*", wanted),))
+        dropped_all.extend(dropped)
+        return P(None, *spec_) if stacked else spec_
+
+    specs = jax.tree_util.tree_map_with_path(
+        spec, tree, is_leaf=lambda x: isinstance(x, QuantizedKernel)
+    )
     if dropped_all:
         logger.warning(
             "replicated %d param dims not divisible by their mesh axes: %s",

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh
 
 from rlvr_jax.models.decoder import Decoder
+from rlvr_jax.models.layer_stack import per_layer_shapes, stack_layers, unstack_layers
 from rlvr_jax.models.lora import LoraConfig, init_lora
 from rlvr_jax.models.quantization import dequantize_params
 from rlvr_jax.multihost import fetch_global, local_rows
@@ -58,7 +59,8 @@ class Policy:
     """The model, its frozen base, the trainable mode and the mesh (module docstring)."""
 
     model: Decoder
-    base: PyTree  # the pretrained params, placed on `mesh` by the sharding rules
+    base: PyTree  # the pretrained params, placed on `mesh` by the sharding rules; stacked
+    # (models/layer_stack.py) when the model scans its layers
     mode: str  # one of TRAINABLE_MODES
     lora: LoraConfig  # the adapters' shape (unused in full mode)
     mesh: Mesh
@@ -77,7 +79,10 @@ class Policy:
         mesh: Mesh,
         has_reference: bool,
     ) -> Policy:
-        """A policy whose base is placed on `mesh` (arrays already there are not copied)."""
+        """A policy whose base is placed on `mesh` (arrays already there are not copied),
+        its layers stacked once if the model scans them (no step then copies the base)."""
+        if model.scan_layers:
+            base = stack_layers(base)
         return cls(model, place_params(base, mesh), mode, lora, mesh, has_reference)
 
     def for_training(self, remat: str) -> Policy:
@@ -98,8 +103,13 @@ class Policy:
         must survive as the reference. `rng` is the run's LoRA-init key (`rng_streams`).
         """
         if self.is_lora:
-            return init_lora(self.base, self.lora, rng)
+            return self.init_lora(rng)
         return jax.tree.map(jnp.copy, self.base)
+
+    def init_lora(self, rng: jax.Array) -> PyTree:
+        """A fresh LoRA tree on this base, per layer whether or not the model scans its
+        layers (the same tree, checkpoint and PEFT export either way)."""
+        return init_lora(per_layer_shapes(self.base), self.lora, rng)
 
     @property
     def frozen(self) -> PyTree | None:
@@ -157,4 +167,4 @@ class Policy:
         """
         trees = (self.base, trainable) if self.is_lora else (trainable, None)
         params, lora = fetch_global(trees)
-        return dequantize_params(params), lora  # a quantized base exports as float
+        return dequantize_params(unstack_layers(params)), lora  # float, per layer

@@ -27,7 +27,7 @@ from rlvr_jax.models import Decoder, load_decoder_config, load_tokenizer, resolv
 from rlvr_jax.models.gguf_native import gguf_source, with_gguf_kernels
 from rlvr_jax.models.hf_weights import load_hf_params
 from rlvr_jax.models.lora import lora_scale
-from rlvr_jax.models.quantization import quantize_params
+from rlvr_jax.models.quantization import quantize_leaf, quantizes
 from rlvr_jax.parallel import batch_sharding
 from rlvr_jax.policy import Policy
 from rlvr_jax.rewards import RewardSet, build_rewards
@@ -95,7 +95,11 @@ def setup_run(exp: ExperimentConfig, mesh: Mesh) -> RunSetup:
     checkpoint_dir = resolve_checkpoint(exp.model.checkpoint, cache_dir)
     cfg = load_decoder_config(checkpoint_dir)
     tokenizer = load_tokenizer(checkpoint_dir)
-    params = load_hf_params(checkpoint_dir, cfg, exp.model.dtype)
+    quantization = exp.model.quantization
+    transform = (
+        functools.partial(quantize_leaf, cfg=quantization) if quantizes(quantization) else None
+    )
+    params = load_hf_params(checkpoint_dir, cfg, exp.model.dtype, transform)  # quantized as read
     if exp.model.quantization.format == "gguf":
         source = gguf_source(exp.model.checkpoint)
         if source is None:
@@ -105,8 +109,13 @@ def setup_run(exp: ExperimentConfig, mesh: Mesh) -> RunSetup:
             )
         params = with_gguf_kernels(params, source, cfg)
     policy = Policy.create(
-        Decoder(cfg, lora_scale=lora_scale(exp.lora), row_sharding=batch_sharding(mesh)),
-        quantize_params(params, exp.model.quantization),
+        Decoder(
+            cfg,
+            lora_scale=lora_scale(exp.lora),
+            row_sharding=batch_sharding(mesh),
+            scan_layers=exp.model.scan_layers,
+        ),
+        params,
         exp.rl.trainable,
         exp.lora,
         mesh,

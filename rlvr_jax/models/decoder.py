@@ -26,16 +26,20 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import NamedSharding
 
 from rlvr_jax.models.config import DecoderConfig
 from rlvr_jax.models.kv_cache import KVCache
+from rlvr_jax.models.layer_stack import STACKED, is_stacked, stack_layers
 from rlvr_jax.models.lora_matmul import lora_delta
 from rlvr_jax.models.quantization import QuantizedKernel
 from rlvr_jax.models.rope import apply_rope, inverse_frequencies
 
 # Finite, so a query with no visible key (a padding row) gives a uniform softmax, not NaN.
 _MASKED = -1e30
+# The window of a full-attention layer when windows are per-layer arrays (scanned layers).
+_NO_WINDOW = jnp.iinfo(jnp.int32).max
 
 
 class RMSNorm(nn.Module):
@@ -106,14 +110,34 @@ def attention_mask(q_positions_BT, q_slots_T, k_positions_BS, k_valid_BS, window
     return visible
 
 
+def layer_constants(cfg: DecoderConfig, layer: int) -> tuple[np.ndarray, int | None]:
+    """A layer's rope inverse frequencies [H/2] and attention window (None: full)."""
+    return inverse_frequencies(cfg.rope_for_layer(layer), cfg.head_dim), cfg.layer_windows[layer]
+
+
+def stacked_layer_constants(cfg: DecoderConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """`layer_constants` of every layer, stacked for a scan: [L, H/2] and [L] (or None
+    when no layer has a window)."""
+    consts = [layer_constants(cfg, i) for i in range(cfg.num_layers)]
+    inv_freq_LH = np.stack([c[0] for c in consts])
+    if all(c[1] is None for c in consts):
+        return inv_freq_LH, None
+    windows_L = np.array([_NO_WINDOW if c[1] is None else c[1] for c in consts], np.int32)
+    return inv_freq_LH, windows_L
+
+
 class Attention(nn.Module):
     cfg: DecoderConfig
-    layer: int
     lora_scale: float
 
     @nn.compact
-    def __call__(self, x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv):
+    def __call__(self, x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv, consts):
+        """`kv`: None, `(k, v, start)` per-layer caches [B, K, S, H], or `(k, v, start,
+        layer)` stacked caches [L, B, K, S, H] of which `layer` (traced) is this one; the
+        returned caches have the same form. `consts`: `layer_constants` (traced under a
+        scan)."""
         cfg = self.cfg
+        inv_freq, window = consts
         B, T, _ = x_BTD.shape
         N, K, H = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
 
@@ -126,7 +150,6 @@ class Attention(nn.Module):
         if cfg.qk_norm:
             q_BTNH = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms, name="q_norm")(q_BTNH)
             k_BTKH = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms, name="k_norm")(k_BTKH)
-        inv_freq = inverse_frequencies(cfg.rope_for_layer(self.layer), H)
         q_BTNH = apply_rope(q_BTNH, positions_BT, inv_freq)
         k_BTKH = apply_rope(k_BTKH, positions_BT, inv_freq)
 
@@ -134,7 +157,8 @@ class Attention(nn.Module):
         v_BKTH = v_BTKH.transpose(0, 2, 1, 3)
         if kv is None:  # no cache: keys are the current tokens
             k_BKSH, v_BKSH = k_BKTH, v_BKTH
-        else:
+            new_kv = None
+        elif len(kv) == 3:
             k_cache, v_cache, start = kv
             k_BKSH = jax.lax.dynamic_update_slice_in_dim(
                 k_cache, k_BKTH.astype(k_cache.dtype), start, axis=2
@@ -142,6 +166,16 @@ class Attention(nn.Module):
             v_BKSH = jax.lax.dynamic_update_slice_in_dim(
                 v_cache, v_BKTH.astype(v_cache.dtype), start, axis=2
             )
+            new_kv = (k_BKSH, v_BKSH)
+        else:  # stacked: write the new tokens in place, then read this layer's slice
+            k_cache, v_cache, start, layer = kv
+            zero = jnp.zeros((), jnp.int32)
+            at = (layer, zero, zero, start, zero)
+            k_cache = jax.lax.dynamic_update_slice(k_cache, k_BKTH[None].astype(k_cache.dtype), at)
+            v_cache = jax.lax.dynamic_update_slice(v_cache, v_BKTH[None].astype(v_cache.dtype), at)
+            k_BKSH = jax.lax.dynamic_index_in_dim(k_cache, layer, keepdims=False)
+            v_BKSH = jax.lax.dynamic_index_in_dim(v_cache, layer, keepdims=False)
+            new_kv = (k_cache, v_cache)
 
         # Grouped-query attention: query head n uses kv head n // G, G = N // K. Both dots
         # batch over (B, K) and keep the cache's [B, K, S, H] layout (no transpose of it).
@@ -156,7 +190,6 @@ class Attention(nn.Module):
         if cfg.attn_logit_softcap is not None:
             cap = cfg.attn_logit_softcap
             scores_BKTGS = jnp.tanh(scores_BKTGS / cap) * cap
-        window = cfg.layer_windows[self.layer]
         mask_BTS = attention_mask(positions_BT, q_slots_T, k_positions_BS, k_valid_BS, window)
         scores_BKTGS = jnp.where(mask_BTS[:, None, :, None], scores_BKTGS, _MASKED)
         probs_BKTGS = jax.nn.softmax(scores_BKTGS, axis=-1).astype(x_BTD.dtype)
@@ -165,7 +198,7 @@ class Attention(nn.Module):
         )
         out_BTD = out_BKTGH.transpose(0, 2, 1, 3, 4).reshape(B, T, N * H)
         out_BTD = Dense(cfg.hidden_size, False, self.lora_scale, name="o_proj")(out_BTD)
-        return out_BTD, (None if kv is None else (k_BKSH, v_BKSH))
+        return out_BTD, new_kv
 
 
 class MLP(nn.Module):
@@ -186,19 +219,18 @@ class MLP(nn.Module):
 
 class DecoderLayer(nn.Module):
     cfg: DecoderConfig
-    layer: int
     lora_scale: float
 
     @nn.compact
-    def __call__(self, x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv):
+    def __call__(self, x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv, consts):
         cfg = self.cfg
 
         def norm(name):
             return RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms, name=name)
 
         h = norm("input_norm")(x_BTD)
-        h, kv = Attention(cfg, self.layer, self.lora_scale, name="attn")(
-            h, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv
+        h, kv = Attention(cfg, self.lora_scale, name="attn")(
+            h, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv, consts
         )
         if cfg.gemma_norms:
             h = norm("post_attn_norm")(h)
@@ -246,6 +278,11 @@ class Decoder(nn.Module):
     # matmul outputs. A training-only setting: the train step differentiates a clone of
     # the policy's model with it (Policy.for_training); the sampler never uses it.
     remat: str = "none"
+    # One compiled layer body under `lax.scan` over the layers' params stacked on a leading
+    # axis (`model.scan_layers`; layer_stack.py), instead of L unrolled copies: compiles
+    # in a fraction of the time and keeps one layer's temporaries (a quantized base's
+    # dequantized kernels) alive at a time. Same params in either form, same values.
+    scan_layers: bool = False
 
     def _by_row(self, x):
         sharding = self.row_sharding
@@ -266,7 +303,7 @@ class Decoder(nn.Module):
         )
         layer_cls = remat_layer(self.remat)
         self.layers = [
-            layer_cls(cfg, i, self.lora_scale, name=f"layers_{i}") for i in range(cfg.num_layers)
+            layer_cls(cfg, self.lora_scale, name=f"layers_{i}") for i in range(cfg.num_layers)
         ]
         self.final_norm = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms)
         if not cfg.tie_embeddings:
@@ -303,19 +340,63 @@ class Decoder(nn.Module):
             )
             k_valid_BS = jax.lax.dynamic_update_slice_in_dim(cache.valid_BS, mask_BT, start, axis=1)
         q_slots_T = start + jnp.arange(T)
+        keys = (positions_BT, k_positions_BS, k_valid_BS, q_slots_T)
+        if self.scan_layers and not self.is_initializing():
+            x_BTD, new_k, new_v = self._scanned_layers(x_BTD, keys, cache, start)
+        else:
+            x_BTD, new_k, new_v = self._unrolled_layers(x_BTD, keys, cache, start)
+        x_BTD = self.final_norm(x_BTD)
+        if cache is not None:
+            cache = KVCache(new_k, new_v, k_positions_BS, k_valid_BS, start + T)
+        return x_BTD, cache
+
+    def _unrolled_layers(self, x_BTD, keys, cache, start):
+        if cache is not None and cache.stacked:
+            raise ValueError("a stacked KV cache needs the scanned decoder (scan_layers=True)")
         new_k, new_v = [], []
         for i, layer in enumerate(self.layers):
             kv = None if cache is None else (cache.k[i], cache.v[i], start)
-            x_BTD, kv = layer(x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv)
+            x_BTD, kv = layer(x_BTD, *keys, kv, layer_constants(self.cfg, i))
             x_BTD = self._by_row(x_BTD)
             self.sow("intermediates", "hidden_states", x_BTD)
             if kv is not None:
                 new_k.append(kv[0])
                 new_v.append(kv[1])
-        x_BTD = self.final_norm(x_BTD)
-        if cache is not None:
-            cache = KVCache(tuple(new_k), tuple(new_v), k_positions_BS, k_valid_BS, start + T)
-        return x_BTD, cache
+        return x_BTD, tuple(new_k), tuple(new_v)
+
+    def _scanned_layers(self, x_BTD, keys, cache, start):
+        """The layers as one `lax.scan` body over stacked params (and a stacked cache).
+
+        The params may arrive stacked (the policy's base) or per layer (then stacked
+        here, a copy per call); the LoRA tree is always stacked here (it is small).
+        Intermediates are not sown on this path.
+        """
+        if cache is not None and not cache.stacked:
+            raise ValueError("the scanned decoder needs a stacked KV cache (KVCache.empty)")
+        params = self.variables["params"]
+        layer_vars = {"params": (params if is_stacked(params) else stack_layers(params))[STACKED]}
+        if "lora" in self.variables:
+            layer_vars["lora"] = stack_layers(self.variables["lora"])[STACKED]
+        inv_freq_LH, windows_L = stacked_layer_constants(self.cfg)
+        layer = DecoderLayer(self.cfg, self.lora_scale, parent=None)
+
+        def body(carry, xs):
+            x_BTD, k_cache, v_cache = carry
+            variables, inv_freq, window, i = xs
+            kv = None if cache is None else (k_cache, v_cache, start, i)
+            x_BTD, kv = layer.apply(variables, x_BTD, *keys, kv, (inv_freq, window))
+            if kv is not None:
+                k_cache, v_cache = kv
+            return (self._by_row(x_BTD), k_cache, v_cache), None
+
+        policy = REMAT_POLICIES[self.remat]
+        if self.remat != "none":
+            body = jax.checkpoint(body, policy=policy)
+        no_cache = jnp.zeros((), x_BTD.dtype)
+        carry = (x_BTD, no_cache, no_cache) if cache is None else (x_BTD, cache.k, cache.v)
+        xs = (layer_vars, inv_freq_LH, windows_L, jnp.arange(self.cfg.num_layers))
+        (x_BTD, new_k, new_v), _ = jax.lax.scan(body, carry, xs)
+        return x_BTD, new_k, new_v
 
     def logits(self, hidden_BTD):
         cfg = self.cfg

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ def _detect_prefix(names: set[str]) -> str:
     )
 
 
-def _expected_shape(cfg: DecoderConfig, path: Path_) -> tuple[int, ...]:
+def expected_shape(cfg: DecoderConfig, path: Path_) -> tuple[int, ...]:
     d, f, h = cfg.hidden_size, cfg.intermediate_size, cfg.head_dim
     n, k, v = cfg.num_heads * h, cfg.num_kv_heads * h, cfg.vocab_size
     leaf, parent = path[-1], path[-2]
@@ -150,7 +150,7 @@ def iter_hf_tensors(ckpt_dir: Path, cfg: DecoderConfig, dtype: str) -> Iterator[
             array = handle.get_tensor(full)
         if transposed:
             array = array.T
-        expected = _expected_shape(cfg, path)
+        expected = expected_shape(cfg, path)
         if array.shape != expected:
             raise CheckpointError(
                 f"{where[full]}: tensor {full!r} has shape {tuple(array.shape)} "
@@ -161,8 +161,17 @@ def iter_hf_tensors(ckpt_dir: Path, cfg: DecoderConfig, dtype: str) -> Iterator[
         yield path, np.ascontiguousarray(array.astype(target, copy=False))
 
 
-def load_hf_params(ckpt_dir: str | Path, cfg: DecoderConfig, dtype: str = "float32") -> Params:
-    """Reads safetensors (single file or sharded) into our nested-dict tree on device."""
+def load_hf_params(
+    ckpt_dir: str | Path,
+    cfg: DecoderConfig,
+    dtype: str = "float32",
+    transform: Callable[[Path_, np.ndarray], Any] | None = None,
+) -> Params:
+    """Reads safetensors (single file or sharded) into our nested-dict tree on device.
+
+    `transform(path, array)` replaces each tensor as it is read (e.g. quantizes it), so
+    only one full-precision tensor is ever held: a quantized base loads in its own size.
+    """
     if dtype not in _NP_DTYPES:
         raise ValueError(f"model.dtype: unsupported {dtype!r}; choose one of {list(_NP_DTYPES)}")
     params: Params = {}
@@ -170,7 +179,7 @@ def load_hf_params(ckpt_dir: str | Path, cfg: DecoderConfig, dtype: str = "float
         node = params
         for key in path[:-1]:
             node = node.setdefault(key, {})
-        node[path[-1]] = jnp.asarray(array)
+        node[path[-1]] = jnp.asarray(array) if transform is None else transform(path, array)
         del array
     return params
 

@@ -35,7 +35,9 @@ def prefill_repeated(
     rows, row r holding prompt r // repeats). The cache is differentiable: gradients of
     later forwards reach the prompt's keys and values once per prompt, summed over rows.
     """
-    cache = KVCache.empty(model.cfg, tokens_BP.shape[0], num_slots, params_dtype(variables))
+    cache = KVCache.empty(
+        model.cfg, tokens_BP.shape[0], num_slots, params_dtype(variables), model.scan_layers
+    )
     hidden_BPD, cache = model.apply(
         variables,
         tokens_BP,
@@ -45,5 +47,5 @@ def prefill_repeated(
         method=Decoder.hidden_states,
     )
     if repeats > 1:
-        cache = jax.tree.map(lambda x: jnp.repeat(x, repeats, axis=0) if x.ndim else x, cache)
+        cache = cache.map_rows(lambda x, axis: jnp.repeat(x, repeats, axis=axis))
     return hidden_BPD, cache

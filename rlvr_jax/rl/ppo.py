@@ -39,7 +39,6 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from rlvr_jax.models.lora import init_lora
 from rlvr_jax.parallel import batch_sharding, param_shardings, replicated, shard_batch
 from rlvr_jax.policy import Policy
 from rlvr_jax.rl.gae import generalized_advantages, last_token_rewards, whiten
@@ -111,7 +110,7 @@ def init_critic(policy: Policy, cfg: PPOConfig, rng: jax.Array) -> PyTree:
     own hidden states) when the critic has its own backbone. `rng`: ``CRITIC_INIT``'s key."""
     critic = {"value_head": init_value_head(policy.model.cfg.hidden_size)}
     if cfg.critic == "separate":
-        critic["lora"] = init_lora(policy.base, policy.lora, rng)
+        critic["lora"] = policy.init_lora(rng)
     return critic
 
 

@@ -32,9 +32,10 @@ from typing import Any
 import flax.struct
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from rlvr_jax.models.decoder import Decoder
+from rlvr_jax.models.layer_stack import stack_variables
 from rlvr_jax.models.prefill import prefill_repeated
 from rlvr_jax.multihost import global_max
 from rlvr_jax.parallel import batch_sharding
@@ -106,15 +107,20 @@ def generate_padded(
     `rows`: the sharding of every row-indexed array (prompts, cache, outputs), or None.
     """
 
-    def by_row(x):
-        return x if rows is None else jax.lax.with_sharding_constraint(x, rows)
+    def by_row(x, axis=0):
+        if rows is None:
+            return x
+        spec = PartitionSpec(*[None] * axis, *rows.spec)
+        return jax.lax.with_sharding_constraint(x, NamedSharding(rows.mesh, spec))
 
+    if model.scan_layers:  # stacked once, outside the decode loop
+        variables = stack_variables(variables)
     B, P = tokens_BP.shape
     G, L = cfg.num_samples, cfg.max_new_tokens
     R = B * G
     pad_id = tokens.pad_token_id
     hidden_BPD, cache = prefill_repeated(model, variables, tokens_BP, mask_BP, P + L, G)
-    cache = jax.tree.map(lambda x: by_row(x) if x.ndim else x, cache)
+    cache = cache.map_rows(by_row)
     logits_BV = model.apply(variables, hidden_BPD[:, -1:], method=Decoder.logits)[:, 0]
     logits_RV = by_row(jnp.repeat(logits_BV, G, axis=0))
     row_ids_R = by_row(jnp.arange(R, dtype=jnp.int32))
