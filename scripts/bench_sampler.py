@@ -2,17 +2,21 @@
 
     python scripts/bench_sampler.py              # batches 1 8 32 64 in fp32, bf16 at batch 1
     python scripts/bench_sampler.py --batches 1 32 --repeats 3 --out bench.json
+    python scripts/bench_sampler.py --layers unrolled scanned --dtypes float32 --no_hf
 
 SmolLM2-135M-Instruct, one chat prompt repeated over the batch, `--new_tokens` new tokens
 with stopping disabled on both sides, sampling at temperature 1 with no top-k/top-p.
 Reports new tokens/s (median of `--repeats` after a warm-up), the ratio to HF, and our
 fraction of the matmul roofline: achieved FLOP/s over the peak of a large jitted matmul
-measured by this script on this machine.
+measured by this script on this machine. `--layers` picks the decoder's layer loop
+(`unrolled`, or `scanned`: `model.scan_layers`); the first call's time (trace + compile +
+one run) is reported beside the steady tokens/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -28,21 +32,27 @@ from rlvr_jax.sampling import SamplingConfig, SpecialTokens, generate
 PROMPT = [{"role": "user", "content": "Write a short story about a robot who learns to paint."}]
 
 
-def time_call(fn, repeats: int) -> float:
+def time_call(fn, repeats: int) -> tuple[float, float]:
+    """(median seconds of `repeats` calls, seconds of the first call: compile included)."""
+    t0 = time.perf_counter()
     fn()  # warm-up (and compile)
+    first = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times), first
 
 
-def bench_ours(ckpt, cfg, prompt_ids, batch, new_tokens, dtype, repeats):
+def bench_ours(ckpt, cfg, prompt_ids, batch, new_tokens, dtype, repeats, scan):
     from rlvr_jax.models import Decoder
+    from rlvr_jax.models.layer_stack import stack_layers
 
     params = load_hf_params(ckpt, cfg, dtype)
-    model = Decoder(cfg)
+    model = Decoder(cfg, scan_layers=scan)
+    if scan:  # as the policy holds it: stacked once
+        params = stack_layers(params)
     sampling = SamplingConfig(
         num_samples=1,
         max_new_tokens=new_tokens,
@@ -61,7 +71,8 @@ def bench_ours(ckpt, cfg, prompt_ids, batch, new_tokens, dtype, repeats):
         assert int(out.lengths.min()) == new_tokens
         out.ids.block_until_ready()
 
-    return batch * new_tokens / time_call(run, repeats)
+    seconds, first = time_call(run, repeats)
+    return batch * new_tokens / seconds, first
 
 
 def bench_hf(ckpt, prompt_ids, batch, new_tokens, repeats):
@@ -87,7 +98,7 @@ def bench_hf(ckpt, prompt_ids, batch, new_tokens, repeats):
             )
         assert out.shape[1] == inputs.shape[1] + new_tokens
 
-    return batch * new_tokens / time_call(run, repeats)
+    return batch * new_tokens / time_call(run, repeats)[0]
 
 
 def main():
@@ -103,6 +114,9 @@ def main():
         nargs="+",
         default=[1],
         help="batches for bfloat16 (XLA:CPU has no fast bf16 dot: large batches take long)",
+    )
+    parser.add_argument(
+        "--layers", nargs="+", default=["unrolled"], choices=["unrolled", "scanned"]
     )
     parser.add_argument("--no_hf", action="store_true", help="skip the transformers baseline")
     parser.add_argument("--out", help="write the rows as JSON to this file")
@@ -130,25 +144,36 @@ def main():
 
     rows = []
     header = (
-        f"{'batch':>5} {'dtype':>9} {'ours tok/s':>11} {'HF fp32 tok/s':>14} {'ratio':>6} "
-        f"{'roofline':>8}"
+        f"{'batch':>5} {'dtype':>9} {'layers':>9} {'ours tok/s':>11} {'first call s':>12} "
+        f"{'HF fp32 tok/s':>14} {'ratio':>6} {'roofline':>8}"
     )
     print(header)
-    for dtype in args.dtypes:
+    for dtype, layers in itertools.product(args.dtypes, args.layers):
         for batch in args.bf16_batches if dtype == "bfloat16" else args.batches:
-            ours = bench_ours(ckpt, cfg, prompt_ids, batch, args.new_tokens, dtype, args.repeats)
+            ours, first = bench_ours(
+                ckpt,
+                cfg,
+                prompt_ids,
+                batch,
+                args.new_tokens,
+                dtype,
+                args.repeats,
+                scan=layers == "scanned",
+            )
             ref = hf.get(batch)
             row = {
                 "batch": batch,
                 "dtype": dtype,
+                "layers": layers,
                 "ours_tokens_per_s": round(ours, 2),
+                "first_call_s": round(first, 2),
                 "hf_tokens_per_s": None if ref is None else round(ref, 2),
                 "ratio": None if ref is None else round(ours / ref, 3),
                 "roofline_fraction": round(ours * flops_per_token / peak, 4),
             }
             rows.append(row)
             print(
-                f"{batch:>5} {dtype:>9} {ours:>11.1f} "
+                f"{batch:>5} {dtype:>9} {layers:>9} {ours:>11.1f} {first:>12.1f} "
                 f"{'-' if ref is None else f'{ref:.1f}':>14} "
                 f"{'-' if ref is None else f'{ours / ref:.2f}x':>6} "
                 f"{row['roofline_fraction']:>8.1%}"
