@@ -167,3 +167,22 @@ def test_resume_mid_mixture_is_exact(tmp_path):
     a, b = state_arrays(straight, 4), state_arrays(resumed, 4)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_eval_script_reports_each_task(tmp_path):
+    """scripts/eval.py's library side on a mixture: one evaluation directory per task (its
+    own eval split and verifier) and a table of each task's greedy accuracy."""
+    from rlvr_jax.evaluation.evaluate_run import QUESTIONS, evaluate_run
+
+    config = tiny_mixture(1)
+    config.eval.max_samples = 2
+    config.eval.batch_size = 2
+    summary = evaluate_run(config, None, tmp_path / "eval")
+    assert sorted(summary["tasks"]) == ["arith", "count"]
+    for task, expected in (("arith", "What is"), ("count", "Using the numbers")):
+        assert summary["tasks"][task]["num_questions"] == 2
+        records = (tmp_path / "eval" / task / QUESTIONS).read_text().splitlines()
+        assert len(records) == 2 and all(expected in line for line in records), records[0]
+        assert (tmp_path / "eval" / task / "report.md").is_file()
+    table = (tmp_path / "eval" / "tasks.md").read_text()
+    assert "| arith |" in table and "| count |" in table
