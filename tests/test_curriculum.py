@@ -136,3 +136,18 @@ def test_curriculum_resume_is_exact(tmp_path):
     a, b = state_arrays(straight, 4), state_arrays(resumed, 4)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_checkpoints_from_before_the_curriculum_keys_still_resume():
+    from rlvr_jax.errors import ConfigChangedError
+    from rlvr_jax.resume import check_config
+
+    saved = {"data": {"name": "arithmetic"}, "max_steps": 2}
+    current = {
+        "data": {"name": "arithmetic", "mixture": {}, "curriculum": {**BAND, "mode": "none"}},
+        "max_steps": 2,
+    }
+    assert check_config(saved, current, allow_changes=False, where="w") == {}
+    current["data"]["curriculum"]["mode"] = "pass_rate_band"  # trains differently: refused
+    with pytest.raises(ConfigChangedError, match="data.curriculum.mode"):
+        check_config(saved, current, allow_changes=False, where="w")

@@ -195,7 +195,7 @@ def weighted_accuracy(
 ) -> dict[str, float]:
     """`eval/accuracy` of a mixture: the tasks' greedy accuracies weighted by the mixture
     weights (renormalized over the tasks evaluated), with a stratified bootstrap interval
-    (each task's questions resampled on their own, the same seed as `summarize`)."""
+    (each task's questions resampled on their own, seeded by `seed` + the task's index)."""
     cfg = run.exp.eval
     weights = np.asarray([task.task.weight for task, _ in per_task])
     weights = weights / weights.sum()
