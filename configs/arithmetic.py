@@ -67,6 +67,17 @@ def get_config() -> config_dict.ConfigDict:
             num_eval=200,
             holdout_fraction=0.1,
         ),
+        curriculum=dict(  # which prompts a batch draws (rlvr_jax/tasks/curriculum.py)
+            mode="none",  # 'none' (epoch order) | 'pass_rate_band' | 'difficulty_order'
+            band_low=0.2,  # pass_rate_band: favour prompts whose EMA pass rate is in [low, high]
+            band_high=0.8,
+            ema_rate=0.5,  # weight of a step's pass rate in each prompt's EMA
+            out_of_band_weight=0.1,  # sampling weight of a prompt outside the band (inside: 1)
+            difficulty_field="",  # difficulty_order: the row field sorted ascending
+        ),
+        # Multi-task: {task: dict(weight, data, prompt, rewards)}, each holding the keys of
+        # those sections that differ for the task (configs/mixture.py); {} = single task.
+        mixture={},
     )
     c.prompt = dict(
         style="no_system",  # the model's own chat template default (best for SmolLM2-135M)
@@ -185,6 +196,7 @@ def get_config() -> config_dict.ConfigDict:
         num_samples_to_log=3,
         log_every=1,
         third_party_logging=False,  # True: Orbax/JAX/absl/datasets INFO records on the console too
+        custom=(),  # your sinks by import path 'module:factory', factory(config, workdir) -> Observer
     )
     c.health = dict(  # training-health alerts (rlvr_jax/health.py); a threshold None = off
         entropy_metric="policy/entropy",  # the entropy that entropy_collapse watches

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from rlvr_jax.checkpoints import CheckpointConfig
@@ -29,6 +30,7 @@ from rlvr_jax.rl.ppo import PPOConfig
 from rlvr_jax.rl.train_step import OffPolicyCorrection, TrainStepConfig
 from rlvr_jax.sampling import SamplingConfig
 from rlvr_jax.tasks import DataConfig, PromptConfig
+from rlvr_jax.tasks.mixture import Task, resolve_tasks
 
 DTYPES = ("float32", "bfloat16")
 ALGORITHMS = ("grpo", "ppo", "dpo")  # rl/algorithm.py
@@ -181,6 +183,7 @@ class ExperimentConfig:
             raise
         except ValueError as e:
             raise ConfigError(str(e)) from e
+        _ = self.tasks  # the mixture's tasks build (and validate) their sections here
         if self.train_rows % self.rl.num_microbatches:
             raise ConfigError(
                 f"rl.num_microbatches ({self.rl.num_microbatches}) must divide the batch "
@@ -190,6 +193,16 @@ class ExperimentConfig:
     @classmethod
     def from_config_dict(cls, config: Any) -> ExperimentConfig:
         return build(cls, config, "")
+
+    @functools.cached_property
+    def tasks(self) -> tuple[Task, ...]:
+        """The tasks trained on: `data.mixture`'s, or one made of the data, prompt and
+        rewards sections (tasks/mixture.py)."""
+        return resolve_tasks(self.data, self.prompt, self.rewards)
+
+    @property
+    def is_mixture(self) -> bool:
+        return bool(self.data.mixture)
 
     @property
     def train_rows(self) -> int:

@@ -62,6 +62,7 @@ def concat_scores(scores: list[RewardOutput]) -> RewardOutput:
         per_fn={k: np.concatenate([s.per_fn[k] for s in scores]) for k in scores[0].per_fn},
         total=np.concatenate([s.total for s in scores]),
         correct=np.concatenate([s.correct for s in scores]),
+        task=np.concatenate([s.task for s in scores]),
     )
 
 
@@ -70,6 +71,7 @@ def take_scores(scores: RewardOutput, rows: np.ndarray) -> RewardOutput:
         per_fn={k: v[rows] for k, v in scores.per_fn.items()},
         total=scores.total[rows],
         correct=scores.correct[rows],
+        task=scores.task[rows],
     )
 
 

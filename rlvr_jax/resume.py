@@ -41,6 +41,13 @@ SAFE_CHANGES = (
     "model.cache_dir",  # where converted checkpoints are cached
 )
 ABSENT = "<absent>"  # a key one of the two configs does not have
+# Keys added after checkpoints were first written: key (or group prefix) -> (the key that
+# decides, its value that trains as before the keys existed). Absent from a checkpoint's
+# config while that key has that value, they are no change (older runs still resume).
+ADDED_AS_BEFORE = {
+    "data.mixture": ("data.mixture", {}),
+    "data.curriculum.": ("data.curriculum.mode", "none"),
+}
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -69,6 +76,13 @@ def is_safe(key: str) -> bool:
     return any(key == s or (s.endswith(".") and key.startswith(s)) for s in SAFE_CHANGES)
 
 
+def _added_as_before(key: str, current: Mapping[str, Any]) -> bool:
+    for added, (decides, value) in ADDED_AS_BEFORE.items():
+        if key == added or (added.endswith(".") and key.startswith(added)):
+            return current.get(decides, ABSENT) == value
+    return False
+
+
 def _describe(changes: Mapping[str, tuple]) -> str:
     return ", ".join(f"{key} ({old!r} -> {new!r})" for key, (old, new) in changes.items())
 
@@ -83,7 +97,12 @@ def check_config(
 
     `where` names the checkpoint in messages. Returns the changes accepted.
     """
-    changes = config_changes(saved, current)
+    new = flatten(current)
+    changes = {
+        key: (old, value)
+        for key, (old, value) in config_changes(saved, current).items()
+        if not (old == ABSENT and _added_as_before(key, new))
+    }
     safe = {k: v for k, v in changes.items() if is_safe(k)}
     unsafe = {k: v for k, v in changes.items() if not is_safe(k)}
     if safe:

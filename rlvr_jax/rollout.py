@@ -11,7 +11,8 @@ completion is sampled, decoded and judged the same way wherever it is counted:
 
 Rewards and the verifier are called through the reward registry (`rewards.combine`) with
 every row field, so a task whose verifier needs `numbers` and `target` (countdown) is
-scored in evaluation exactly as in training.
+scored in evaluation exactly as in training. In a mixture each row's own task's rewards
+and verifier score its completions (`rewards.tasks.score_tasks`).
 
 In a multi-process run each process rolls out its own rows (sampling itself is one
 data-parallel program over all devices); `global_scores` gathers the scores of every
@@ -29,7 +30,8 @@ import numpy as np
 
 from rlvr_jax.multihost import gather_rows
 from rlvr_jax.observers.metrics import timed
-from rlvr_jax.rewards import RewardOutput, rows_to_fields, score_completions
+from rlvr_jax.rewards import RewardOutput, rows_to_fields
+from rlvr_jax.rewards.tasks import score_tasks
 from rlvr_jax.run_setup import RunSetup, decode_completions
 from rlvr_jax.sampling import Completions, SamplingConfig
 
@@ -69,8 +71,14 @@ def rollout(
         lengths = np.asarray(completions.lengths)  # waits for the sampler
     with timed("reward", seconds):
         texts = decode_completions(run.tokenizer, completions)
-        fields = rows_to_fields(rows, repeat=cfg.num_samples)
-        scores = score_completions(run.rewards, texts, fields, completion_lengths=lengths.tolist())
+        G = cfg.num_samples
+        task_R = np.repeat([run.task_index(row) for row in rows], G)
+
+        def fields_of(idx_R: np.ndarray) -> dict[str, list]:  # idx_R: whole groups, in order
+            return rows_to_fields([rows[i] for i in idx_R[::G] // G], repeat=G)
+
+        reward_sets = [(t.name, t.rewards) for t in run.tasks]
+        scores = score_tasks(reward_sets, task_R, texts, fields_of, lengths.tolist())
     return Rollout(rows, completions, tuple(texts), scores, seconds)
 
 
@@ -81,4 +89,5 @@ def global_scores(scores: RewardOutput) -> RewardOutput:
         per_fn={label: gather_rows(values) for label, values in scores.per_fn.items()},
         total=gather_rows(scores.total),
         correct=gather_rows(scores.correct),
+        task=gather_rows(scores.task),
     )

@@ -1,7 +1,10 @@
 """Everything a run builds once from its config: the policy, tokenizer, data, prompts, rewards.
 
 `setup_run` turns an `ExperimentConfig` into a `RunSetup` of immutable pieces (the data
-iterator, which moves, is made by the loop from its checkpointed position). The training
+iterator, which moves, is made by the loop from its checkpointed position). Data, prompts
+and rewards are per task (`TaskSetup`, one per `ExperimentConfig.tasks`: a single-task
+run has one); a mixture's rows carry their task's name in the row field `task`, by which
+prompts are rendered and completions scored. The training
 loop, in-training evaluation and scripts/eval.py all use it, and all sample through its
 `Policy` and score through `rollout.rollout`, so evaluation sees exactly the training
 prompts, sampler and verifiers.
@@ -32,8 +35,28 @@ from rlvr_jax.parallel import batch_sharding
 from rlvr_jax.policy import Policy
 from rlvr_jax.rewards import RewardSet, build_rewards
 from rlvr_jax.sampling import Completions, SamplingConfig, SpecialTokens
-from rlvr_jax.tasks import RowIterator, few_shot_examples, load_rows, render_prompts
+from rlvr_jax.tasks import few_shot_examples, load_rows, render_prompts
+from rlvr_jax.tasks.curriculum import make_source
+from rlvr_jax.tasks.mixture import MixtureIterator, Task, mixture_state_tasks
 from rlvr_jax.tasks.prompts import resolve_markers
+
+TASK_FIELD = "task"  # the row field naming a mixture row's task
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSetup:
+    """One task's config, prompt pieces, bound rewards and rows."""
+
+    task: Task
+    markers: Markers
+    examples: tuple[dict, ...]  # few-shot demonstrations
+    rewards: RewardSet
+    train_rows: tuple[dict, ...]
+    eval_rows: tuple[dict, ...]
+
+    @property
+    def name(self) -> str:
+        return self.task.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,30 +66,86 @@ class RunSetup:
     policy: Policy
     tokenizer: Any
     special_tokens: SpecialTokens  # the tokenizer's stop and pad ids
-    markers: Markers
-    examples: tuple[dict, ...]  # few-shot demonstrations
-    rewards: RewardSet
-    train_rows: tuple[dict, ...]
-    eval_rows: tuple[dict, ...]
+    tasks: tuple[TaskSetup, ...]  # one per ExperimentConfig.tasks, in that order
 
     @property
     def sampling(self) -> SamplingConfig:
         return self.exp.sampling
 
-    def prompt_ids(self, rows: list[dict]) -> list[list[int]]:
-        texts = render_prompts(self.tokenizer, rows, self.exp.prompt, self.markers, self.examples)
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tasks)
 
-    def iterator(self, state: dict | None) -> RowIterator:
-        return RowIterator(
-            self.train_rows,
-            self.exp.rl.prompts_per_step,
-            self.exp.data.seed,
-            shuffle=self.exp.data.shuffle,
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
-            state=state,
-        )
+    @property
+    def only_task(self) -> TaskSetup:
+        """The task of a single-task run (a mixture has several: use `tasks`)."""
+        if len(self.tasks) != 1:
+            raise ValueError(f"this run mixes tasks {list(self.task_names)}: use RunSetup.tasks")
+        return self.tasks[0]
+
+    @property
+    def markers(self) -> Markers:
+        return self.only_task.markers
+
+    @property
+    def rewards(self) -> RewardSet:
+        return self.only_task.rewards
+
+    @property
+    def train_rows(self) -> tuple[dict, ...]:
+        return self.only_task.train_rows
+
+    @property
+    def eval_rows(self) -> tuple[dict, ...]:
+        return self.only_task.eval_rows
+
+    @property
+    def has_eval(self) -> bool:
+        return any(t.eval_rows for t in self.tasks)
+
+    def task_index(self, row: dict) -> int:
+        """The index in `tasks` of the row's task."""
+        if len(self.tasks) == 1:
+            return 0
+        return self.task_names.index(row[TASK_FIELD])
+
+    def prompt_texts(self, rows: list[dict]) -> list[str]:
+        """Each row rendered with its own task's prompt, markers and demonstrations."""
+        task_of = [self.task_index(row) for row in rows]
+        texts: list[str] = [""] * len(rows)
+        for t, task in enumerate(self.tasks):
+            idx = [i for i, owner in enumerate(task_of) if owner == t]
+            if not idx:
+                continue
+            rendered = render_prompts(
+                self.tokenizer,
+                [rows[i] for i in idx],
+                task.task.prompt,
+                task.markers,
+                task.examples,
+            )
+            for i, text in zip(idx, rendered, strict=True):
+                texts[i] = text
+        return texts
+
+    def prompt_ids(self, rows: list[dict]) -> list[list[int]]:
+        return self.tokenizer(self.prompt_texts(rows), add_special_tokens=False)["input_ids"]
+
+    def iterator(self, state: dict | None):
+        """The training prompt stream from its checkpointed `state` (None: the start): the
+        task's source (epoch order or curriculum) or, for a mixture, the `MixtureIterator`."""
+        batch, seed = self.exp.rl.prompts_per_step, self.exp.data.seed
+        where = jax.process_index(), jax.process_count()
+        if not self.exp.is_mixture:
+            return make_source(self.train_rows, self.exp.data, batch, *where, state=state)
+        states = mixture_state_tasks(state, self.task_names)
+        sources = {
+            t.name: make_source(t.train_rows, t.task.data, batch, state=states[t.name])
+            for t in self.tasks
+        }
+        batches = 0 if state is None else int(state["batches"])
+        weights = [t.task.weight for t in self.tasks]
+        return MixtureIterator(sources, weights, batch, seed, *where, batches=batches)
 
 
 def special_tokens(
@@ -121,24 +200,39 @@ def setup_run(exp: ExperimentConfig, mesh: Mesh) -> RunSetup:
         mesh,
         has_reference=exp.rl.beta > 0,
     )
-    markers = resolve_markers(exp.prompt, exp.model.checkpoint)
-    train_rows = tuple(load_rows(exp.data, "train"))
-    eval_rows = tuple(load_rows(exp.data, "eval")) if exp.data.eval_split else ()
-    examples = tuple(few_shot_examples(train_rows, exp.prompt))
-    if exp.data.max_prompt_tokens:
-        fits = functools.partial(
-            drop_long_prompts, tokenizer=tokenizer, exp=exp, markers=markers, examples=examples
-        )
-        train_rows, eval_rows = fits(train_rows, "train"), fits(eval_rows, "eval")
     return RunSetup(
         exp=exp,
         checkpoint_dir=checkpoint_dir,
         policy=policy,
         tokenizer=tokenizer,
         special_tokens=special_tokens(tokenizer, checkpoint_dir, exp.sampling.extra_stop_token_ids),
+        tasks=tuple(setup_task(task, exp, tokenizer) for task in exp.tasks),
+    )
+
+
+def setup_task(task: Task, exp: ExperimentConfig, tokenizer: Any) -> TaskSetup:
+    """A task's rows (tagged with its name in a mixture), prompt pieces and bound rewards."""
+    markers = resolve_markers(task.prompt, exp.model.checkpoint)
+
+    def rows(which: str) -> tuple[dict, ...]:
+        loaded = load_rows(task.data, which)
+        if not exp.is_mixture:
+            return tuple(loaded)
+        return tuple({**row, TASK_FIELD: task.name} for row in loaded)
+
+    train_rows = rows("train")
+    eval_rows = rows("eval") if task.data.eval_split else ()
+    examples = tuple(few_shot_examples(train_rows, task.prompt))
+    if task.data.max_prompt_tokens:
+        fits = functools.partial(
+            drop_long_prompts, tokenizer=tokenizer, task=task, markers=markers, examples=examples
+        )
+        train_rows, eval_rows = fits(train_rows, "train"), fits(eval_rows, "eval")
+    return TaskSetup(
+        task=task,
         markers=markers,
         examples=examples,
-        rewards=build_rewards(exp.rewards, markers),
+        rewards=build_rewards(task.rewards, markers),
         train_rows=train_rows,
         eval_rows=eval_rows,
     )
@@ -149,25 +243,26 @@ def drop_long_prompts(
     which: str,
     *,
     tokenizer: Any,
-    exp: ExperimentConfig,
+    task: Task,
     markers: Markers,
     examples: tuple[dict, ...],
 ) -> tuple[dict, ...]:
     """The rows whose rendered prompt has at most `data.max_prompt_tokens` tokens."""
     if not rows:
         return rows
-    texts = render_prompts(tokenizer, list(rows), exp.prompt, markers, examples)
+    limit = task.data.max_prompt_tokens
+    texts = render_prompts(tokenizer, list(rows), task.prompt, markers, examples)
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    kept = tuple(r for r, n in zip(rows, lengths, strict=True) if n <= exp.data.max_prompt_tokens)
+    kept = tuple(r for r, n in zip(rows, lengths, strict=True) if n <= limit)
     if not kept:
         raise ValueError(
-            f"data.max_prompt_tokens={exp.data.max_prompt_tokens}: every {which} prompt is "
+            f"data.max_prompt_tokens={limit}: every {which} prompt is "
             f"longer (shortest {min(lengths)} tokens)"
         )
     if len(kept) < len(rows):
         logging.info(
             "data.max_prompt_tokens=%d: dropped %d of %d %s rows",
-            exp.data.max_prompt_tokens,
+            limit,
             len(rows) - len(kept),
             len(rows),
             which,

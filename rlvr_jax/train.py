@@ -42,14 +42,13 @@ from rlvr_jax.observers.metrics import TOKENS_PER_S, memory_metrics
 from rlvr_jax.optim import make_optimizer, make_schedule
 from rlvr_jax.parallel import make_mesh
 from rlvr_jax.provenance import run_provenance
-from rlvr_jax.rewards import reward_metrics
+from rlvr_jax.rewards.tasks import batch_reward_metrics
 from rlvr_jax.rl.algorithm import Algorithm, init_state, make_algorithm
 from rlvr_jax.rl.train_batch import completion_metrics
 from rlvr_jax.rl.train_state import step_rng
 from rlvr_jax.rollout import Rollout, global_scores
 from rlvr_jax.run_export import EXPORT_DIR, export_run, is_current
 from rlvr_jax.run_setup import RunSetup, setup_run
-from rlvr_jax.tasks import RowIterator
 from rlvr_jax.workdir import prepare_workdir
 
 
@@ -122,14 +121,19 @@ def log_samples(out: Rollout) -> list[dict]:
     ]
 
 
-def rl_step(run: RunSetup, state, iterator: RowIterator, algorithm: Algorithm):
+def rl_step(run: RunSetup, state, iterator, algorithm: Algorithm):
     """Rollout (dynamic sampling included), rewards, the algorithm's batch and its mu
-    updates: (state, metrics, samples)."""
+    updates: (state, metrics, samples). Every drawn batch's verdicts go back to the
+    prompt source (`observe`: a curriculum's pass rates) before the step returns, so a
+    checkpoint after it holds the updated source."""
     exp = run.exp
     t_step = time.perf_counter()
     key = step_rng(state, rng_streams.ROLLOUT)
     sampled = step_rollout(run, state.trainable, iterator, key, exp.rl.dynamic_sampling)
     out = sampled.batch
+    G = exp.sampling.num_samples
+    for r in sampled.drawn:  # the global batch's verdicts, in the order it was drawn
+        iterator.observe(gather_rows(r.scores.correct).reshape(-1, G))
     drawn = [r.completions for r in sampled.drawn]
     num_tokens = float(sum(np.sum(gather_rows(c.lengths)) for c in drawn))  # every process
     t_score = time.perf_counter()
@@ -141,7 +145,7 @@ def rl_step(run: RunSetup, state, iterator: RowIterator, algorithm: Algorithm):
     train_metrics = jax.device_get({**train_metrics, **batch_metrics})
     now = time.perf_counter()
     metrics = {
-        **reward_metrics(global_scores(sampled.drawn_scores)),
+        **batch_reward_metrics(global_scores(sampled.drawn_scores), run.task_names),
         **completion_metrics(drawn),
         **sampled.metrics,
         **out.seconds,
@@ -202,7 +206,7 @@ def train_and_evaluate(config: Any, workdir: str | Path) -> dict[str, float]:
 
         def maybe_evaluate(step: int) -> None:
             every = exp.eval.every_steps
-            if not run.eval_rows or every == 0 or (step % every and step != exp.max_steps):
+            if not run.has_eval or every == 0 or (step % every and step != exp.max_steps):
                 return
             t0 = time.perf_counter()
             progress = functools.partial(observers.on_eval_progress, step)

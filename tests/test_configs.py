@@ -70,14 +70,17 @@ def test_shipped_config_trains_and_evaluates(path, tmp_path):
     config = sibling_config(str(path), path.stem)
     for key, value in SIZES.items():
         _set(config, key, value)
-    name = config.data.name
-    if name in ("arithmetic", "countdown"):
-        for key, value in SYNTHETIC.items():
-            _set(config, f"data.{name}.{key}", value)
-    else:
-        assert name == "gsm8k", f"{path.name}: add a local fixture for data.name={name!r}"
-        _set(config, "data.path", str(_gsm8k_dir(tmp_path)))
-        _set(config, "data.subset", "")
+    mixture = config.data.mixture  # a mixture's tasks of positive weight run here too
+    tasks = [task for task in sorted(mixture) if mixture[task].weight > 0]
+    names = {config.data.name} | {mixture[task].data.name for task in tasks}
+    for name in sorted(names):
+        if name in ("arithmetic", "countdown"):
+            for key, value in SYNTHETIC.items():
+                _set(config, f"data.{name}.{key}", value)
+        else:
+            assert name == "gsm8k", f"{path.name}: add a local fixture for data.name={name!r}"
+            _set(config, "data.path", str(_gsm8k_dir(tmp_path)))
+            _set(config, "data.subset", "")
 
     with fast_compile():
         last = train_and_evaluate(config, tmp_path / "run")
@@ -86,8 +89,11 @@ def test_shipped_config_trains_and_evaluates(path, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     evals = [row for row in rows if "eval/accuracy" in row]
     assert [row["step"] for row in evals] == [0, 1], "evaluation at step 0 and at the end"
+    prefixes = [f"eval/{task}/" for task in tasks] or ["eval/"]  # a mixture reports per task
     for row in evals:
         assert 0.0 <= row["eval/accuracy"] <= 1.0
-        assert 0.0 <= row["eval/sampled/maj@2_strict"] <= 1.0
-        assert row["eval/greedy/length_mean"] > 0
+        for prefix in prefixes:
+            assert 0.0 <= row[f"{prefix}accuracy"] <= 1.0
+            assert 0.0 <= row[f"{prefix}sampled/maj@2_strict"] <= 1.0
+            assert row[f"{prefix}greedy/length_mean"] > 0
     assert (tmp_path / "run" / "export" / "merged" / "config.json").is_file()

@@ -43,7 +43,12 @@ def fake_rollout(round_index: int, rewards: list[float], prompt_width: int) -> R
         rows=tuple({"question": f"r{round_index}q{p}", "answer": "1"} for p in range(R // G)),
         completions=completions,
         texts=tuple(f"{round_index}:{r}" for r in rows),
-        scores=RewardOutput(per_fn={"fn": total}, total=total, correct=total > 0),
+        scores=RewardOutput(
+            per_fn={"fn": total},
+            total=total,
+            correct=total > 0,
+            task=np.zeros(total.size, np.int32),
+        ),
         seconds={"time/sample_s": 1.0, "time/reward_s": 0.5},
     )
 

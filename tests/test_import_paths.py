@@ -112,3 +112,65 @@ def test_bad_dataset_path_fails_at_config_build(user_module):
             ),
         )
     section(DataConfig, "data", name=f"{user_module}:boom")  # checked, not called
+
+
+SINK_MODULE = """
+from rlvr_jax.observers import Observer
+
+EVENTS = []
+
+
+class Recorder(Observer):
+    name = "recorder"
+
+    def on_step_end(self, step, metrics, samples):
+        EVENTS.append((step, dict(metrics)))
+
+
+def make(config, workdir):
+    return Recorder()
+
+
+def no_args():
+    return Recorder()
+"""
+
+
+@pytest.fixture
+def sink_module(tmp_path, monkeypatch):
+    (tmp_path / "my_sinks.py").write_text(textwrap.dedent(SINK_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "my_sinks"
+
+
+def test_observer_by_import_path_runs(sink_module, tmp_path):
+    import importlib
+
+    from rlvr_jax.observers import make_observers
+
+    config = base_config()
+    config.observers.custom = (f"{sink_module}:make",)
+    config.observers.tensorboard = False
+    exp = ExperimentConfig.from_config_dict(config)
+    with make_observers(exp.observers, tmp_path, is_main_process=True) as observers:
+        assert observers.names[-1] == "recorder"  # after the built-in sinks
+        observers.on_run_start({}, {"num_steps": 1, "resumed_from_step": 0})
+        observers.on_step_end(1, {"loss": 0.5}, None)
+    assert importlib.import_module(sink_module).EVENTS == [(1, {"loss": 0.5})]
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("{m}:missing", "has no 'missing'"),
+        ("{m}:no_args", "must take 2 positional"),
+        ("no_such_sinks_xyz:make", "cannot import module 'no_such_sinks_xyz'"),
+        ("console", "is not an import path"),
+    ],
+)
+def test_bad_observer_path_fails_at_config_build(sink_module, path, message):
+    config = base_config()
+    config.observers.custom = (f"{sink_module}:make", path.format(m=sink_module))
+    with pytest.raises(ConfigError, match=r"observers\.custom\[1\]") as info:
+        ExperimentConfig.from_config_dict(config)
+    assert message in str(info.value) and path.format(m=sink_module) in str(info.value)

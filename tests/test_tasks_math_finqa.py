@@ -138,10 +138,10 @@ def test_long_prompts_are_dropped(tokenizer):  # noqa: F811
     config.data.max_prompt_tokens = 30  # the template alone is ~20 of the fixture tokenizer
     exp = ExperimentConfig.from_config_dict(config)
     rows = ({"question": "short one", "answer": "1"}, {"question": "w " * 40, "answer": "2"})
-    fits = dict(tokenizer=tokenizer, exp=exp, markers=DEFAULT_MARKERS, examples=())
+    fits = dict(tokenizer=tokenizer, task=exp.tasks[0], markers=DEFAULT_MARKERS, examples=())
     assert drop_long_prompts(rows, "train", **fits) == rows[:1]
     config.data.max_prompt_tokens = 1
     with pytest.raises(ValueError, match="data.max_prompt_tokens=1: every train prompt"):
         drop_long_prompts(
-            rows, "train", **{**fits, "exp": ExperimentConfig.from_config_dict(config)}
+            rows, "train", **{**fits, "task": ExperimentConfig.from_config_dict(config).tasks[0]}
         )

@@ -19,13 +19,18 @@ from rlvr_jax import checkpoints
 from rlvr_jax.compile_cache import enable_compile_cache
 from rlvr_jax.config import ExperimentConfig
 from rlvr_jax.config_builder import ConfigError
-from rlvr_jax.evaluation.report import IncrementalJsonl, write_comparison, write_report
+from rlvr_jax.evaluation.report import (
+    IncrementalJsonl,
+    write_atomic,
+    write_comparison,
+    write_report,
+)
 from rlvr_jax.evaluation.runner import generate_records, summarize_records
-from rlvr_jax.evaluation.scoring import compare_runs
+from rlvr_jax.evaluation.scoring import compare_runs, correctness_mode
 from rlvr_jax.optim import make_optimizer
 from rlvr_jax.parallel import make_mesh
 from rlvr_jax.rl.algorithm import init_state
-from rlvr_jax.run_setup import RunSetup, setup_run
+from rlvr_jax.run_setup import RunSetup, TaskSetup, setup_run
 
 QUESTIONS, REPORT_JSON, REPORT_MD = "questions.jsonl", "report.json", "report.md"
 
@@ -46,10 +51,15 @@ def _trainable(run: RunSetup, workdir: Path | None) -> tuple[Any | None, str]:
 
 
 def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -> dict:
-    """Evaluates on `data.eval_split` (first `eval.max_samples`; 0 = all); returns the summary."""
+    """Evaluates on `data.eval_split` (first `eval.max_samples`; 0 = all); returns the summary.
+
+    A mixture evaluates each task on its own eval split into `out_dir/<task>/` (the same
+    files) and returns `{"tasks": {task: summary}}`; `out_dir/tasks.md` lists each task's
+    greedy accuracy with its interval.
+    """
     exp = ExperimentConfig.from_config_dict(config)
     enable_compile_cache(exp.compile_cache)
-    if not exp.data.eval_split:
+    if not any(task.data.eval_split for task in exp.tasks):
         raise ValueError("data.eval_split: empty; name the split to evaluate")
     mesh = make_mesh(exp.mesh)
     if exp.eval.batch_size % mesh.size:
@@ -60,17 +70,49 @@ def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -
         )
     run = setup_run(exp, mesh)
     trainable, label = _trainable(run, Path(workdir) if workdir else None)
-    rows = list(run.eval_rows)
+    out_dir = Path(out_dir)
+    meta = {"policy": label, "config": json.loads(config.to_json_best_effort())}
+    if not exp.is_mixture:
+        return _evaluate_task(run, run.only_task, trainable, label, out_dir, meta)
+    summaries = {
+        task.name: _evaluate_task(run, task, trainable, label, out_dir / task.name, meta)
+        for task in run.tasks
+        if task.eval_rows
+    }
+    if jax.process_index() == 0:
+        lines = ["| task | greedy accuracy | interval | questions |", "| --- | --- | --- | --- |"]
+        for name, summary in summaries.items():
+            mode = correctness_mode(next(t for t in exp.tasks if t.name == name).rewards)
+            acc = summary["metrics"][f"greedy/accuracy_{mode}"]
+            lines.append(
+                f"| {name} | {acc['mean']:.3f} | [{acc['ci_low']:.3f}, {acc['ci_high']:.3f}] "
+                f"| {summary['num_questions']} |"
+            )
+        write_atomic(out_dir / "tasks.md", "\n".join(lines) + "\n")
+        logging.info("evaluation of %s per task:\n%s", label, "\n".join(lines))
+    return {"tasks": summaries}
+
+
+def _evaluate_task(
+    run: RunSetup,
+    task: TaskSetup,
+    trainable: Any | None,
+    label: str,
+    out_dir: Path,
+    meta: dict,
+) -> dict:
+    """One task's evaluation into `out_dir` (questions.jsonl, report.json, report.md)."""
+    exp = run.exp
+    rows = list(task.eval_rows)
     if exp.eval.max_samples:
         rows = rows[: exp.eval.max_samples]
-    out_dir = Path(out_dir)
     fingerprint = {
         "policy": label,
-        "data": [exp.data.name, exp.data.path, exp.data.eval_split, len(rows)],
-        "prompt": json.loads(json.dumps(exp.prompt.__dict__, default=str)),
+        "data": [task.task.data.name, task.task.data.path, task.task.data.eval_split, len(rows)],
+        "prompt": json.loads(json.dumps(task.task.prompt.__dict__, default=str)),
         "eval": [exp.eval.num_samples, exp.eval.temperature, exp.eval.max_new_tokens],
         # Records hold verdicts and vote keys: a change of verifier or its params re-scores.
-        "verifier": [exp.rewards.correctness, dict(exp.rewards.correctness_params())],
+        "verifier": [task.task.rewards.correctness, dict(task.task.rewards.correctness_params())],
         "seed": exp.seed,
     }
     is_main = jax.process_index() == 0  # the only writer; every process samples
@@ -82,12 +124,8 @@ def evaluate_run(config: Any, workdir: str | Path | None, out_dir: str | Path) -
     with results_file as results:
         records = generate_records(run, trainable, rows, results, seed=exp.seed)
     summary = summarize_records(run, records)
-    meta = {
-        "policy": label,
-        "num_questions": len(rows),
-        "config": json.loads(config.to_json_best_effort()),
-    }
     if is_main:
+        meta = {**meta, "num_questions": len(rows)}
         write_report(out_dir / REPORT_JSON, out_dir / REPORT_MD, summary=summary, meta=meta)
         logging.info("evaluation of %s:\n%s", label, (out_dir / REPORT_MD).read_text())
     return summary

@@ -18,11 +18,13 @@ as in a one-process run, so the report is the same for any process count.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 
 from rlvr_jax import rng_streams
 from rlvr_jax.evaluation.report import IncrementalJsonl
@@ -36,9 +38,10 @@ from rlvr_jax.evaluation.scoring import (
     summarize,
     verifier_for,
 )
+from rlvr_jax.evaluation.stats import bootstrap_means
 from rlvr_jax.multihost import gather_objects
 from rlvr_jax.rollout import rollout
-from rlvr_jax.run_setup import RunSetup
+from rlvr_jax.run_setup import RunSetup, TaskSetup
 
 
 def _generations(
@@ -104,7 +107,7 @@ def generate_records(
     `progress(records so far, number of rows)` is called; None logs a line instead.
     """
     cfg = run.exp.eval
-    verifier: TaskVerifier = verifier_for(run.exp.rewards, run.markers)
+    verifiers: list[TaskVerifier] = [verifier_for(t.task.rewards, t.markers) for t in run.tasks]
     done = {r["id"]: r for r in gather_objects(results.records if results is not None else [])}
     ids = [question_id(i, row) for i, row in enumerate(rows)]
     todo = [i for i, qid in enumerate(ids) if qid not in done]
@@ -130,7 +133,7 @@ def generate_records(
                 row=rows[batch[first + j]],
                 greedy=g,
                 sampled=s,
-                verifier=verifier,
+                verifier=verifiers[run.task_index(rows[batch[first + j]])],
             )
             for j, (g, s) in enumerate(zip(greedy, sampled, strict=True))
         ]
@@ -156,32 +159,98 @@ def summarize_records(run: RunSetup, records: list[dict[str, Any]]) -> dict[str,
     )
 
 
+def _num_correct(records: list[dict[str, Any]], mode: str) -> int:
+    return sum(bool(r["greedy"][f"correct_{mode}"][0]) for r in records)
+
+
+def _report_progress(
+    progress: Callable[[int, int, int], None],
+    mode: str,
+    done: int,
+    correct: int,
+    total: int,
+    records: list[dict[str, Any]],
+    _: int,
+) -> None:
+    progress(done + len(records), total, correct + _num_correct(records, mode))
+
+
+def task_eval_metrics(
+    run: RunSetup, task: TaskSetup, records: list[dict[str, Any]]
+) -> dict[str, float]:
+    """`eval/...` metrics of one task's records (a mixture prefixes them `eval/<task>/`):
+    every summary metric, and `accuracy` (+ /ci_low, /ci_high), greedy accuracy under the
+    extraction mode of the task's correctness reward."""
+    prefix = f"eval/{task.name}/" if run.exp.is_mixture else "eval/"
+    mode = correctness_mode(task.task.rewards)
+    flat = flat_metrics(summarize_records(run, records))
+    metrics = {f"{prefix}{k}": v for k, v in flat.items()}
+    for suffix in ("", "/ci_low", "/ci_high"):
+        metrics[f"{prefix}accuracy{suffix}"] = flat[f"greedy/accuracy_{mode}{suffix}"]
+    return metrics
+
+
+def weighted_accuracy(
+    run: RunSetup, per_task: list[tuple[TaskSetup, list[dict[str, Any]]]]
+) -> dict[str, float]:
+    """`eval/accuracy` of a mixture: the tasks' greedy accuracies weighted by the mixture
+    weights (renormalized over the tasks evaluated), with a stratified bootstrap interval
+    (each task's questions resampled on their own, seeded by `seed` + the task's index)."""
+    cfg = run.exp.eval
+    weights = np.asarray([task.task.weight for task, _ in per_task])
+    weights = weights / weights.sum()
+    mean, means_B = 0.0, np.zeros(cfg.num_resamples)
+    for t, (w, (task, records)) in enumerate(zip(weights, per_task, strict=True)):
+        mode = correctness_mode(task.task.rewards)
+        values = np.asarray([r["greedy"][f"correct_{mode}"][0] for r in records], np.float64)
+        mean += w * values.mean()
+        means_B += w * bootstrap_means(
+            values, num_resamples=cfg.num_resamples, seed=run.exp.seed + t
+        )
+    alpha = 1.0 - cfg.confidence
+    low, high = np.quantile(means_B, [alpha / 2, 1.0 - alpha / 2])
+    return {
+        "eval/accuracy": float(mean),
+        "eval/accuracy/ci_low": float(low),
+        "eval/accuracy/ci_high": float(high),
+    }
+
+
 def evaluate(
     run: RunSetup,
     trainable: Any | None,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> tuple[dict[str, float], list[dict]]:
-    """In-training evaluation on `run.eval_rows`: flat `eval/...` metrics and a few samples.
+    """In-training evaluation on each task's eval rows: flat `eval/...` metrics and a few
+    samples.
 
     `eval/accuracy` is greedy accuracy under the extraction mode of the correctness reward
-    (`rewards.correctness`), the number the run is trying to raise. `progress(done, total,
+    (`rewards.correctness`), the number the run is trying to raise; a mixture reports
+    every metric per task (`eval/<task>/...`, `eval/<task>/accuracy` with its interval) and
+    `eval/accuracy` as the weighted total (`weighted_accuracy`). `progress(done, total,
     correct)`, if given, follows it batch by batch (the console's evaluation bar).
     """
-    rows = list(run.eval_rows)
-    if run.exp.eval.train_max_samples:
-        rows = rows[: run.exp.eval.train_max_samples]
-    mode = correctness_mode(run.exp.rewards)
-
-    def report(records: list[dict[str, Any]], total: int) -> None:
-        correct = sum(bool(r["greedy"][f"correct_{mode}"][0]) for r in records)
-        progress(len(records), total, correct)
-
-    records = generate_records(
-        run, trainable, rows, seed=run.exp.seed, progress=None if progress is None else report
-    )
-    metrics = {f"eval/{k}": v for k, v in flat_metrics(summarize_records(run, records)).items()}
-    for suffix in ("", "/ci_low", "/ci_high"):
-        metrics[f"eval/accuracy{suffix}"] = metrics[f"eval/greedy/accuracy_{mode}{suffix}"]
+    limit = run.exp.eval.train_max_samples
+    tasks = [
+        (task, list(task.eval_rows[:limit] if limit else task.eval_rows))
+        for task in run.tasks
+        if task.eval_rows
+    ]
+    total = sum(len(rows) for _, rows in tasks)
+    metrics: dict[str, float] = {}
+    per_task: list[tuple[TaskSetup, list[dict[str, Any]]]] = []
+    done, correct = 0, 0  # over the tasks evaluated before this one
+    for task, rows in tasks:
+        mode = correctness_mode(task.task.rewards)
+        report = None
+        if progress is not None:
+            report = functools.partial(_report_progress, progress, mode, done, correct, total)
+        records = generate_records(run, trainable, rows, seed=run.exp.seed, progress=report)
+        done, correct = done + len(records), correct + _num_correct(records, mode)
+        metrics |= task_eval_metrics(run, task, records)
+        per_task.append((task, records))
+    if run.exp.is_mixture:
+        metrics |= weighted_accuracy(run, per_task)
     samples = [
         {
             "prompt": r["question"],
@@ -191,6 +260,8 @@ def evaluate(
                 f"correct_{m}": float(r["greedy"][f"correct_{m}"][0]) for m in ("strict", "lenient")
             },
         }
-        for r in records[: run.exp.observers.num_samples_to_log]
+        for r in [r for _, records in per_task for r in records][
+            : run.exp.observers.num_samples_to_log
+        ]
     ]
     return metrics, samples

@@ -11,13 +11,17 @@
     observers.num_samples_to_log = 3    # how many completions each time
     observers.log_every = 1             # console progress line every N steps
     observers.third_party_logging = False  # True: Orbax/JAX/absl INFO records on the console
+    observers.custom = ("my_pkg.sinks:make",)  # your sinks by import path; () = none
 
 The dataclass has no defaults: every key comes from the config file (configs/arithmetic.py
 declares them all), converted once, at the boundary, by
 `config_builder.build(ObserversConfig, config.observers, "observers")`.
 
 Sinks come from the registry (registry.py): each sink module registers a factory under the
-name of its boolean key, and `make_observers` builds the enabled ones in `SINKS` order.
+name of its boolean key, and `make_observers` builds the enabled ones in `SINKS` order, then
+those of `observers.custom`: factories by import path 'module:attr' with the registered
+factories' signature, `factory(config, workdir) -> Observer`, imported and checked when the
+config is built (rlvr_jax/imports.py: an error names `observers.custom[i]` and the path).
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from rlvr_jax.imports import is_import_path
 from rlvr_jax.observers import console, jsonl, tensorboard, wandb  # noqa: F401  (registers)
 from rlvr_jax.observers.base import Observer
 from rlvr_jax.observers.group import ObserverGroup
-from rlvr_jax.observers.registry import get_observer
+from rlvr_jax.observers.registry import OBSERVERS, ObserverFactory, get_observer
 
 # The boolean keys, one per registered sink, in the order make_observers builds them (and
 # the group calls them). A new sink needs a field here and in ObserversConfig.
@@ -51,8 +56,11 @@ class ObserversConfig:
     num_samples_to_log: int  # completions logged each time (the first of the batch)
     log_every: int  # console progress line every N steps (files always get every step)
     third_party_logging: bool  # let other packages' INFO records through (rlvr_jax.log_filter)
+    custom: tuple[str, ...]  # sink factories by import path 'module:attr', after the built-ins
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "custom", tuple(self.custom))
+        self.custom_factories()  # imported and signature-checked here, at config build
         for key in (*SINKS, "third_party_logging"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"observers.{key}: True or False, got {getattr(self, key)!r}")
@@ -65,6 +73,16 @@ class ObserversConfig:
                 raise ValueError(f"observers.{key}: an int >= {low}, got {value!r}")
         if self.wandb and not self.wandb_project:
             raise ValueError("observers.wandb_project: required when observers.wandb=True")
+
+    def custom_factories(self) -> tuple[ObserverFactory, ...]:
+        """The factories of `custom`; a ValueError naming `observers.custom[i]` and the path."""
+        factories = []
+        for i, path in enumerate(self.custom):
+            key = f"observers.custom[{i}]"
+            if not isinstance(path, str) or not is_import_path(path):
+                raise ValueError(f"{key}: {path!r} is not an import path 'module:attribute'")
+            factories.append(OBSERVERS.lookup(path, key=key))
+        return tuple(factories)
 
 
 def make_observers(
@@ -84,6 +102,8 @@ def make_observers(
         for name in SINKS:
             if getattr(config, name):
                 observers.append(get_observer(name)(config, workdir))
+        for factory in config.custom_factories():
+            observers.append(factory(config, workdir))
     return ObserverGroup(
         observers,
         sample_every=config.sample_every,

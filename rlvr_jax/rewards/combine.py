@@ -61,6 +61,7 @@ class RewardOutput:
     per_fn: dict[str, np.ndarray]  # label -> [N] float32, unweighted
     total: np.ndarray  # [N] float32, weighted sum
     correct: np.ndarray  # [N] bool
+    task: np.ndarray  # [N] int32: the row's task, an index into the run's tasks (0 for one)
 
 
 def _bound(
@@ -190,4 +191,4 @@ def score_completions(
     correct = np.asarray(
         _call_reward(reward_set.correctness, completions, kwargs, reward_set.on_error), bool
     )
-    return RewardOutput(per_fn=per_fn, total=total, correct=correct)
+    return RewardOutput(per_fn=per_fn, total=total, correct=correct, task=np.zeros(n, np.int32))

@@ -9,9 +9,12 @@ boundary. Errors name the dotted key.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any
 
 from rlvr_jax.tasks.answers import check_answer_rule
 from rlvr_jax.tasks.base import DATASETS
+from rlvr_jax.tasks.curriculum import CurriculumConfig
 
 ARITHMETIC_OPERATORS = ("+", "-", "*", "/")
 FILE_DATASETS = ("gsm8k", "jsonl", "math", "finqa")  # need data.path
@@ -109,6 +112,10 @@ class DataConfig:
     max_prompt_tokens: int  # drop rows whose rendered prompt is longer; 0 = keep all
     arithmetic: ArithmeticConfig
     countdown: CountdownConfig
+    curriculum: CurriculumConfig  # which prompts a batch draws (tasks/curriculum.py)
+    # Named tasks, each with its weight and the data/prompt/rewards keys it overrides
+    # (tasks/mixture.py); {} = this section alone is the one task.
+    mixture: Mapping[str, Any]
 
     def __post_init__(self) -> None:
         DATASETS.lookup(self.name)  # a registered name, or an importable `module:loader`
@@ -133,6 +140,14 @@ class DataConfig:
         for key in ("question_field", "answer_field"):
             if not getattr(self, key):
                 raise ValueError(f"data.{key}: must be a non-empty field name")
+        if not isinstance(self.mixture, Mapping) or not all(
+            isinstance(task, Mapping) for task in self.mixture.values()
+        ):
+            raise ValueError("data.mixture: a group of tasks, each a group of keys ({} = none)")
 
 
-_NESTED = (("arithmetic", ArithmeticConfig), ("countdown", CountdownConfig))
+_NESTED = (
+    ("arithmetic", ArithmeticConfig),
+    ("countdown", CountdownConfig),
+    ("curriculum", CurriculumConfig),
+)

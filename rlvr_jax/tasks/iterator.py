@@ -8,6 +8,11 @@ the next, so every batch is full. The position is a small JSON-serializable dict
 
 saved with the checkpoint; an iterator built from it yields the next unseen batch.
 With several processes, each takes its contiguous slice of the same global batch.
+
+Every prompt source (this one, the curriculum's `PassRateSampler`, the `MixtureIterator`)
+has the same surface: `next()` (this process's slice), `take(n)` (the next n rows of the
+global stream, for a mixture), `state()`, and `observe(correct_PG)`, the verdicts [P, G] of
+the prompts it handed out, in order (a source that does not adapt ignores them).
 """
 
 from __future__ import annotations
@@ -17,6 +22,23 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from rlvr_jax.tasks.base import Row
+
+
+def process_slice(batch: list[Row], process_index: int, process_count: int) -> list[Row]:
+    """This process's contiguous share of a global batch."""
+    per_process = len(batch) // process_count
+    start = process_index * per_process
+    return batch[start : start + per_process]
+
+
+def check_batch_split(batch_size: int, process_index: int, process_count: int) -> None:
+    if batch_size < 1 or batch_size % process_count:
+        raise ValueError(
+            f"batch_size: {batch_size} must be positive and divisible by the "
+            f"process count {process_count}"
+        )
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process_index {process_index} not in [0, {process_count})")
 
 
 def epoch_order(num_rows: int, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
@@ -41,13 +63,7 @@ class RowIterator(Iterator[list[Row]]):
     ) -> None:
         if not rows:
             raise ValueError("RowIterator: no rows")
-        if batch_size < 1 or batch_size % process_count:
-            raise ValueError(
-                f"batch_size: {batch_size} must be positive and divisible by the "
-                f"process count {process_count}"
-            )
-        if not 0 <= process_index < process_count:
-            raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+        check_batch_split(batch_size, process_index, process_count)
         self._rows, self._batch_size, self._seed, self._shuffle = rows, batch_size, seed, shuffle
         self._process_index, self._process_count = process_index, process_count
         self._epoch, self._index = 0, 0
@@ -69,15 +85,21 @@ class RowIterator(Iterator[list[Row]]):
         """The position of the next batch, as plain ints."""
         return {"epoch": self._epoch, "index": self._index, "num_rows": len(self._rows)}
 
-    def __next__(self) -> list[Row]:
-        batch = []
-        while len(batch) < self._batch_size:
-            take = min(self._batch_size - len(batch), len(self._rows) - self._index)
+    def take(self, n: int) -> list[Row]:
+        """The next `n` rows of the global stream (every process's share)."""
+        batch: list[Row] = []
+        while len(batch) < n:
+            take = min(n - len(batch), len(self._rows) - self._index)
             batch.extend(self._rows[i] for i in self._order[self._index : self._index + take])
             self._index += take
             if self._index == len(self._rows):
                 self._epoch, self._index = self._epoch + 1, 0
                 self._order = epoch_order(len(self._rows), self._seed, self._epoch, self._shuffle)
-        per_process = self._batch_size // self._process_count
-        start = self._process_index * per_process
-        return batch[start : start + per_process]
+        return batch
+
+    def observe(self, correct_PG: np.ndarray) -> None:
+        """The epoch order does not depend on verdicts."""
+        del correct_PG
+
+    def __next__(self) -> list[Row]:
+        return process_slice(self.take(self._batch_size), self._process_index, self._process_count)
