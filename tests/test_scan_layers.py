@@ -165,3 +165,20 @@ def test_stack_round_trip_and_bad_layer_keys():
     assert stack_layers(stacked) is stacked
     with pytest.raises(ValueError, match="not 0..1"):
         stack_layers({"layers_0": {"w": jnp.ones(2)}, "layers_2": {"w": jnp.ones(2)}})
+
+
+def test_full_mode_trains_a_stacked_copy_and_exports_it_per_layer():
+    model, params = tiny_model(num_layers=2)
+    mesh = make_mesh(MeshConfig(data=1, fsdp=1), jax.devices()[:1])
+    policy = Policy.create(
+        model.clone(scan_layers=True), params, "full", LORA, mesh, has_reference=True
+    )
+    trainable = policy.init_trainable(jax.random.key(0))
+    assert "layers" in trainable and "layers_0" not in trainable
+    assert (
+        trainable["layers"]["mlp"]["up_proj"]["kernel"]
+        is not policy.base["layers"]["mlp"]["up_proj"]["kernel"]
+    )  # a copy: the step donates it, the base stays the reference
+    exported, lora = policy.export_trees(trainable)
+    assert lora is None
+    jax.tree.map(np.testing.assert_array_equal, exported, params)
