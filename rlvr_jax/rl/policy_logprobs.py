@@ -72,6 +72,13 @@ def completion_hidden(
     return hidden_RTD[:, P - 1 : P + L - 1]
 
 
+# Completion tokens per LM-head chunk. The [R, L, V] logits (with their log-softmax and,
+# in the backward, their gradient) were the largest buffers of the train step: 64 rows x
+# 48 tokens x 49152 vocabulary is 604 MB per copy. Chunked and rematerialized, at most
+# [R, 16, V] is alive at once; the backward pays one more LM-head forward.
+LOGITS_CHUNK_TOKENS = 16
+
+
 def logprobs_from_hidden(
     model: Decoder,
     variables: dict[str, Any],
@@ -80,11 +87,34 @@ def logprobs_from_hidden(
     completion_mask_RL: jax.Array,
     temperature: float = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
-    """``(logp_RL, entropy_RL)`` of the completion tokens from their hidden states."""
-    logits_RLV = model.apply(variables, hidden_RLD, method=Decoder.logits)
-    logp_RL, entropy_RL = token_logprobs_and_entropy(logits_RLV, completion_ids_RL, temperature)
+    """``(logp_RL, entropy_RL)`` of the completion tokens from their hidden states, the
+    LM head run over ``LOGITS_CHUNK_TOKENS`` tokens at a time (rows stay whole, so their
+    sharding does too)."""
+    R, L, D = hidden_RLD.shape
+    chunk = min(LOGITS_CHUNK_TOKENS, L)
+    n = -(-L // chunk)
+    pad = n * chunk - L
+    hidden_NRCD = jnp.pad(hidden_RLD, ((0, 0), (0, pad), (0, 0)))
+    hidden_NRCD = hidden_NRCD.reshape(R, n, chunk, D).transpose(1, 0, 2, 3)
+    ids_NRC = jnp.pad(completion_ids_RL, ((0, 0), (0, pad))).reshape(R, n, chunk)
+    ids_NRC = ids_NRC.transpose(1, 0, 2)
+
+    @jax.checkpoint
+    def one_chunk(args):
+        hidden_RCD, ids_RC = args
+        logits_RCV = model.apply(variables, hidden_RCD, method=Decoder.logits)
+        return token_logprobs_and_entropy(logits_RCV, ids_RC, temperature)
+
+    logp_NRC, entropy_NRC = jax.lax.map(one_chunk, (hidden_NRCD, ids_NRC))
+
+    def unchunk(x_NRC):
+        return x_NRC.transpose(1, 0, 2).reshape(R, n * chunk)[:, :L]
+
     valid_RL = completion_mask_RL > 0
-    return jnp.where(valid_RL, logp_RL, 0.0), jnp.where(valid_RL, entropy_RL, 0.0)
+    return (
+        jnp.where(valid_RL, unchunk(logp_NRC), 0.0),
+        jnp.where(valid_RL, unchunk(entropy_NRC), 0.0),
+    )
 
 
 def completion_logprobs(
