@@ -25,7 +25,7 @@ def test_remat_gives_the_same_loss_and_gradients(group):
     policy = Policy.create(model, params, "lora", LORA, mesh, has_reference=True)
     lora = nonzero_lora(params)
     batch = jax.tree.map(jax.numpy.asarray, host_batch(group=group))
-    results = {}
+    results, remats = {}, {}
     for remat in ("none", "full", "save_dots"):
         step_cfg = TrainStepConfig(
             num_microbatches=1, num_iterations=2, group_size=group, remat=remat
@@ -43,8 +43,9 @@ def test_remat_gives_the_same_loss_and_gradients(group):
             )
 
         results[remat] = run(lora, batch)
-        jaxpr = str(jax.make_jaxpr(run)(lora, batch))
-        assert ("remat" in jaxpr) == (remat != "none"), remat  # the layers are wrapped
+        remats[remat] = str(jax.make_jaxpr(run)(lora, batch)).count("remat")
+    # The layers are wrapped (the LM head's chunks are rematerialized in every mode).
+    assert remats["full"] > remats["none"] and remats["save_dots"] > remats["none"], remats
     loss, grads, _ = results["none"]
     assert float(optax_norm(grads)) > 1e-3
     for remat in ("full", "save_dots"):
