@@ -379,23 +379,37 @@ class Decoder(nn.Module):
             layer_vars["lora"] = stack_layers(self.variables["lora"])[STACKED]
         inv_freq_LH, windows_L = stacked_layer_constants(self.cfg)
         layer = DecoderLayer(self.cfg, self.lora_scale, parent=None)
+        # A decode step (T = 1, inside the sampler's loop) carries the whole cache and writes
+        # its token in place. A longer forward (prefill, the train step's completions after
+        # a shared prompt) scans the layers' caches as inputs and outputs instead: carried
+        # through a differentiated scan, the cache's cotangent would be a full [L, ...]
+        # array added to at every layer of the backward.
+        in_place = cache is not None and x_BTD.shape[1] == 1
+        per_layer = cache is not None and not in_place
 
         def body(carry, xs):
             x_BTD, k_cache, v_cache = carry
-            variables, inv_freq, window, i = xs
-            kv = None if cache is None else (k_cache, v_cache, start, i)
+            variables, inv_freq, window, i, k_layer, v_layer = xs
+            kv = None
+            if in_place:
+                kv = (k_cache, v_cache, start, i)
+            elif per_layer:
+                kv = (k_layer, v_layer, start)
             x_BTD, kv = layer.apply(variables, x_BTD, *keys, kv, (inv_freq, window))
-            if kv is not None:
+            if in_place:
                 k_cache, v_cache = kv
-            return (self._by_row(x_BTD), k_cache, v_cache), None
+            return (self._by_row(x_BTD), k_cache, v_cache), (kv if per_layer else None)
 
         policy = REMAT_POLICIES[self.remat]
         if self.remat != "none":
             body = jax.checkpoint(body, policy=policy)
         no_cache = jnp.zeros((), x_BTD.dtype)
-        carry = (x_BTD, no_cache, no_cache) if cache is None else (x_BTD, cache.k, cache.v)
-        xs = (layer_vars, inv_freq_LH, windows_L, jnp.arange(self.cfg.num_layers))
-        (x_BTD, new_k, new_v), _ = jax.lax.scan(body, carry, xs)
+        carry = (x_BTD, cache.k, cache.v) if in_place else (x_BTD, no_cache, no_cache)
+        layer_kv = (cache.k, cache.v) if per_layer else (None, None)
+        xs = (layer_vars, inv_freq_LH, windows_L, jnp.arange(self.cfg.num_layers), *layer_kv)
+        (x_BTD, new_k, new_v), layer_out = jax.lax.scan(body, carry, xs)
+        if per_layer:
+            new_k, new_v = layer_out
         return x_BTD, new_k, new_v
 
     def logits(self, hidden_BTD):
