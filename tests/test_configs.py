@@ -36,6 +36,7 @@ SIZES = {
     "checkpoint.every_steps": 1,
     "observers.tensorboard": False,
     "compile_cache.enabled": False,  # per process in JAX: see test_pipeline.tiny_config
+    "model.quantization.block_size": 32,  # divides the tiny model's 64 and 96 rows (nf4)
 }
 # Synthetic datasets: a few instances instead of thousands.
 SYNTHETIC = {"num_train": 16, "num_eval": 4}
