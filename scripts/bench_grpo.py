@@ -2,12 +2,16 @@
 
     python scripts/bench_grpo.py                         # beta 0.04 and 0, fp32, 1 + 3 steps
     python scripts/bench_grpo.py --betas 0.04 --steps 5 --out runs/bench_grpo.json
+    python scripts/bench_grpo.py --task=gsm8k --max_new_tokens=256 --betas 0.04
     pip install -e '.[bench]'                            # trl + peft for the TRL side
 
 Settings (issue 8): SmolLM2-135M-Instruct, LoRA r=8 alpha=16 on q k v o gate up down,
 8 prompts x 8 completions, at most 32 new tokens at temperature 1, 2-digit addition prompts
 (configs/arithmetic.py's task and chat template), reward 1 when the last integer of the
-completion is the sum, the 'grpo' loss, AdamW lr 4e-4. Both sides get the same prompts in
+completion is the sum, the 'grpo' loss, AdamW lr 4e-4. `--task=gsm8k` takes the prompts
+from GSM8K's train split instead (`--data_path`, default ../shared/data/gsm8k: the question
+as the user turn, as for arithmetic; reward 1 when the last number is the answer), for
+GSM8K-length rollouts (`--max_new_tokens` 256 or 512). Both sides get the same prompts in
 the same order (token ids checked equal) and run in their own process, one after the other,
 so each peak RSS (VmHWM) is that side's alone. TRL runs with its defaults otherwise
 (gradient checkpointing on; `--trl_no_gradient_checkpointing` turns it off).
@@ -60,6 +64,10 @@ def ours_config(args, beta: float, dtype: str, max_steps: int):
     from rlvr_jax.config_builder import sibling_config
 
     c = sibling_config(str(REPO / "configs" / "arithmetic.py"), "arithmetic")
+    if args.task == "gsm8k":
+        c.data.name, c.data.path, c.data.subset = "gsm8k", args.data_path, ""
+        c.data.split, c.data.eval_split = "train", "test"
+        c.sampling.prompt_buckets = (128, 256, 512)
     c.model.checkpoint = args.checkpoint
     c.model.dtype = dtype
     c.max_steps = max_steps
@@ -148,9 +156,9 @@ def train_flops(cfg, step_prompts: list[dict], beta: float, new_tokens: int) -> 
 # ----------------------------------------------------------------------------- TRL
 
 
-def last_integer(text: str) -> int | None:
-    found = re.findall(r"-?\d+", text.replace(",", ""))
-    return int(found[-1]) if found else None
+def last_number(text: str) -> float | None:
+    found = re.findall(r"-?\d+(?:\.\d+)?", text.replace(",", ""))
+    return float(found[-1]) if found else None
 
 
 def run_trl(args, beta: float, dtype: str, workdir: Path) -> dict:
@@ -182,9 +190,10 @@ def run_trl(args, beta: float, dtype: str, workdir: Path) -> dict:
         ]
     )
 
-    def last_integer_reward(completions, answer, **_):
+    def last_number_reward(completions, answer, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return [float(last_integer(t) == int(a)) for t, a in zip(texts, answer, strict=True)]
+        pairs = zip(texts, answer, strict=True)  # answers are normalized numbers
+        return [float(last_number(t) == float(a)) for t, a in pairs]
 
     torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
@@ -221,7 +230,7 @@ def run_trl(args, beta: float, dtype: str, workdir: Path) -> dict:
     )
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=last_integer_reward,
+        reward_funcs=last_number_reward,
         args=grpo,
         train_dataset=dataset,
         processing_class=tokenizer,
@@ -312,6 +321,8 @@ def spawn(args, side: str, beta: float, dtype: str, tmp: Path) -> dict | None:
         f"--steps={args.steps}",
         f"--warmup={args.warmup}",
         f"--max_new_tokens={args.max_new_tokens}",
+        f"--task={args.task}",
+        f"--data_path={args.data_path}",
     ]
     if args.trl_no_gradient_checkpointing:
         cmd.append("--trl_no_gradient_checkpointing")
@@ -359,6 +370,10 @@ def main():
     parser.add_argument("--steps", type=int, default=3, help="timed steps after the warm-up")
     parser.add_argument("--warmup", type=int, default=1, help="untimed first steps (compile)")
     parser.add_argument("--max_new_tokens", type=int, default=32)
+    parser.add_argument("--task", choices=["arithmetic", "gsm8k"], default="arithmetic")
+    parser.add_argument(
+        "--data_path", default=str(REPO.parent / "shared" / "data" / "gsm8k"), help="GSM8K"
+    )
     parser.add_argument("--no_trl", action="store_true", help="skip TRL even if installed")
     parser.add_argument("--trl_no_gradient_checkpointing", action="store_true")
     parser.add_argument("--out", help="write the rows as JSON to this file")
@@ -388,6 +403,8 @@ def main():
             f"--steps={args.steps}",
             f"--warmup={args.warmup}",
             f"--max_new_tokens={args.max_new_tokens}",
+            f"--task={args.task}",
+            f"--data_path={args.data_path}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -396,7 +413,8 @@ def main():
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; fp32 "
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; {args.warmup} warm-up + {args.steps} timed "
-        f"steps; 8 prompts x 8 completions, <= {args.max_new_tokens} new tokens; logs in {tmp}"
+        f"steps; {args.task}, 8 prompts x 8 completions, <= {args.max_new_tokens} new tokens; "
+        f"logs in {tmp}"
     )
     rows = []
     for dtype in args.dtypes:
@@ -430,6 +448,8 @@ def main():
                 print(f"ours / TRL step time: {ratio:.2f}x (TRL {1 / ratio:.2f}x slower)")
             rows.append(
                 {
+                    "task": args.task,
+                    "max_new_tokens": args.max_new_tokens,
                     "beta": beta,
                     "dtype": dtype,
                     "ours_step_s": _round(ours and ours["step_s"]),

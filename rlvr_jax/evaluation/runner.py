@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -117,6 +118,7 @@ def generate_records(
     for start in range(0, len(todo), cfg.batch_size):
         batch = todo[start : start + cfg.batch_size]
         batch_rows = [rows[i] for i in batch]
+        t0 = time.perf_counter()
         greedy_key = rng_streams.stream_key(root, rng_streams.EVAL)  # unused by argmax
         greedy = _generations(run, trainable, batch_rows, greedy_key, 1, 0.0)
         sampled = [None] * len(greedy)
@@ -126,6 +128,7 @@ def generate_records(
             sampled = _generations(
                 run, trainable, batch_rows, key, cfg.num_samples, cfg.temperature
             )
+        seconds = time.perf_counter() - t0
         first, _ = _process_slice(cfg.batch_size)
         mine = [
             score_question(
@@ -142,7 +145,12 @@ def generate_records(
             if results is not None:
                 results.append(record)
         if progress is None:
-            logging.info("evaluation: %d / %d questions", len(done), len(rows))
+            logging.info(
+                "evaluation: %d / %d questions (%.1f s per question in this batch)",
+                len(done),
+                len(rows),
+                seconds / len(batch),
+            )
         else:
             progress(list(done.values()), len(rows))
     return [done[qid] for qid in ids]

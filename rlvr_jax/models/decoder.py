@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
+from rlvr_jax.models import attention
+from rlvr_jax.models.attention import KeyLayout, LayerKV
 from rlvr_jax.models.config import DecoderConfig
 from rlvr_jax.models.kv_cache import KVCache
 from rlvr_jax.models.layer_stack import STACKED, is_stacked, stack_layers
@@ -36,8 +38,6 @@ from rlvr_jax.models.lora_matmul import lora_delta
 from rlvr_jax.models.quantization import QuantizedKernel
 from rlvr_jax.models.rope import apply_rope, inverse_frequencies
 
-# Finite, so a query with no visible key (a padding row) gives a uniform softmax, not NaN.
-_MASKED = -1e30
 # The window of a full-attention layer when windows are per-layer arrays (scanned layers).
 _NO_WINDOW = jnp.iinfo(jnp.int32).max
 
@@ -100,16 +100,6 @@ class Dense(nn.Module):
         return y
 
 
-def attention_mask(q_positions_BT, q_slots_T, k_positions_BS, k_valid_BS, window):
-    """[B, T, S] visibility: valid keys at earlier-or-same slots, within the window."""
-    k_slots_S = jnp.arange(k_valid_BS.shape[1])
-    visible = k_valid_BS[:, None, :] & (k_slots_S[None, None, :] <= q_slots_T[None, :, None])
-    if window is not None:
-        distance = q_positions_BT[:, :, None] - k_positions_BS[:, None, :]
-        visible &= distance < window
-    return visible
-
-
 def layer_constants(cfg: DecoderConfig, layer: int) -> tuple[np.ndarray, int | None]:
     """A layer's rope inverse frequencies [H/2] and attention window (None: full)."""
     return inverse_frequencies(cfg.rope_for_layer(layer), cfg.head_dim), cfg.layer_windows[layer]
@@ -131,11 +121,11 @@ class Attention(nn.Module):
     lora_scale: float
 
     @nn.compact
-    def __call__(self, x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv, consts):
-        """`kv`: None, `(k, v, start)` per-layer caches [B, K, S, H], or `(k, v, start,
-        layer)` stacked caches [L, B, K, S, H] of which `layer` (traced) is this one; the
-        returned caches have the same form. `consts`: `layer_constants` (traced under a
-        scan)."""
+    def __call__(self, x_BTD, keys: KeyLayout, kv: LayerKV | None, consts):
+        """`kv`: None (the keys are this forward's tokens) or this layer's cache, which
+        receives this forward's keys and values; returns the output and the written
+        `(k, v)` (None without a cache). `consts`: `layer_constants` (traced under a scan).
+        """
         cfg = self.cfg
         inv_freq, window = consts
         B, T, _ = x_BTD.shape
@@ -150,55 +140,81 @@ class Attention(nn.Module):
         if cfg.qk_norm:
             q_BTNH = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms, name="q_norm")(q_BTNH)
             k_BTKH = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms, name="k_norm")(k_BTKH)
-        q_BTNH = apply_rope(q_BTNH, positions_BT, inv_freq)
-        k_BTKH = apply_rope(k_BTKH, positions_BT, inv_freq)
+        q_BTNH = apply_rope(q_BTNH, keys.q_positions_RT, inv_freq)
+        k_BTKH = apply_rope(k_BTKH, keys.q_positions_RT, inv_freq)
 
         k_BKTH = k_BTKH.transpose(0, 2, 1, 3)
         v_BKTH = v_BTKH.transpose(0, 2, 1, 3)
         if kv is None:  # no cache: keys are the current tokens
-            k_BKSH, v_BKSH = k_BKTH, v_BKTH
-            new_kv = None
-        elif len(kv) == 3:
-            k_cache, v_cache, start = kv
+            k_BKSH, v_BKSH, written = k_BKTH, v_BKTH, None
+        elif kv.layer is None:
             k_BKSH = jax.lax.dynamic_update_slice_in_dim(
-                k_cache, k_BKTH.astype(k_cache.dtype), start, axis=2
+                kv.k, k_BKTH.astype(kv.k.dtype), kv.start, axis=2
             )
             v_BKSH = jax.lax.dynamic_update_slice_in_dim(
-                v_cache, v_BKTH.astype(v_cache.dtype), start, axis=2
+                kv.v, v_BKTH.astype(kv.v.dtype), kv.start, axis=2
             )
-            new_kv = (k_BKSH, v_BKSH)
-        else:  # stacked: write the new tokens in place, then read this layer's slice
-            k_cache, v_cache, start, layer = kv
+            written = (k_BKSH, v_BKSH)
+        else:  # stacked: write the new tokens in place; this layer is read below
             zero = jnp.zeros((), jnp.int32)
-            at = (layer, zero, zero, start, zero)
-            k_cache = jax.lax.dynamic_update_slice(k_cache, k_BKTH[None].astype(k_cache.dtype), at)
-            v_cache = jax.lax.dynamic_update_slice(v_cache, v_BKTH[None].astype(v_cache.dtype), at)
-            k_BKSH = jax.lax.dynamic_index_in_dim(k_cache, layer, keepdims=False)
-            v_BKSH = jax.lax.dynamic_index_in_dim(v_cache, layer, keepdims=False)
-            new_kv = (k_cache, v_cache)
+            at = (kv.layer, zero, zero, kv.start, zero)
+            k_cache = jax.lax.dynamic_update_slice(kv.k, k_BKTH[None].astype(kv.k.dtype), at)
+            v_cache = jax.lax.dynamic_update_slice(kv.v, v_BKTH[None].astype(kv.v.dtype), at)
+            written = (k_cache, v_cache)
 
-        # Grouped-query attention: query head n uses kv head n // G, G = N // K. Both dots
-        # batch over (B, K) and keep the cache's [B, K, S, H] layout (no transpose of it).
-        q_BTKGH = q_BTNH.reshape(B, T, K, N // K, H)
-        scores_BKTGS = jax.lax.dot_general(
-            q_BTKGH,
-            k_BKSH.astype(q_BTKGH.dtype),
-            (((4,), (3,)), ((0, 2), (0, 1))),
-            preferred_element_type=jnp.float32,
-        )
-        scores_BKTGS = scores_BKTGS * cfg.scale
-        if cfg.attn_logit_softcap is not None:
-            cap = cfg.attn_logit_softcap
-            scores_BKTGS = jnp.tanh(scores_BKTGS / cap) * cap
-        mask_BTS = attention_mask(positions_BT, q_slots_T, k_positions_BS, k_valid_BS, window)
-        scores_BKTGS = jnp.where(mask_BTS[:, None, :, None], scores_BKTGS, _MASKED)
-        probs_BKTGS = jax.nn.softmax(scores_BKTGS, axis=-1).astype(x_BTD.dtype)
-        out_BKTGH = jax.lax.dot_general(
-            probs_BKTGS, v_BKSH.astype(x_BTD.dtype), (((4,), (2,)), ((0, 1), (0, 1)))
-        )
-        out_BTD = out_BKTGH.transpose(0, 2, 1, 3, 4).reshape(B, T, N * H)
+        # Grouped-query attention: query head n uses kv head n // E, E = N // K. The dots
+        # batch over (rows, K) and keep the cache's [B, K, S, H] layout (no transpose of it).
+        q_BTKEH = q_BTNH.reshape(B, T, K, N // K, H)
+        opts = dict(window=window, scale=cfg.scale, softcap=cfg.attn_logit_softcap)
+        stats = None
+        if kv is not None and kv.prefix_k is not None:
+            stats = attention.prefix_stats(
+                q_BTKEH,
+                keys.q_positions_RT,
+                kv.prefix_k,
+                kv.prefix_v,
+                keys.prefix_positions_BP,
+                keys.prefix_valid_BP,
+                **opts,
+            )
+        own = (q_BTKEH, keys.q_positions_RT, keys.q_slots_T)
+        if kv is not None and keys.read_chunk and T == 1:  # decoding: the filled slots only
+            stats = attention.chunked_own_stats(
+                *own,
+                self._chunk_reader(kv, written, keys.read_chunk),
+                keys.positions_RS,
+                keys.valid_RS,
+                keys.filled,
+                keys.read_chunk,
+                attention.empty_stats(q_BTKEH) if stats is None else stats,
+                **opts,
+            )
+        else:
+            if kv is not None and kv.layer is not None:
+                k_BKSH = jax.lax.dynamic_index_in_dim(written[0], kv.layer, keepdims=False)
+                v_BKSH = jax.lax.dynamic_index_in_dim(written[1], kv.layer, keepdims=False)
+            block = attention.own_stats(
+                *own, k_BKSH, v_BKSH, keys.positions_RS, keys.valid_RS, 0, **opts
+            )
+            stats = block if stats is None else attention.merge(stats, block)
+        out_BTD = attention.finish(stats, x_BTD.dtype).reshape(B, T, N * H)
         out_BTD = Dense(cfg.hidden_size, False, self.lora_scale, name="o_proj")(out_BTD)
-        return out_BTD, new_kv
+        return out_BTD, written
+
+    @staticmethod
+    def _chunk_reader(kv: LayerKV, written, chunk: int):
+        """`first_slot -> (k, v)` of `chunk` own slots of this layer's written cache."""
+        k_cache, v_cache = written
+
+        def read(first):
+            if kv.layer is None:
+                return tuple(jax.lax.dynamic_slice_in_dim(x, first, chunk, axis=2) for x in written)
+            zero = jnp.zeros((), jnp.int32)
+            at = (kv.layer, zero, zero, first, zero)
+            size = (1, *k_cache.shape[1:3], chunk, k_cache.shape[4])
+            return tuple(jax.lax.dynamic_slice(x, at, size)[0] for x in (k_cache, v_cache))
+
+        return read
 
 
 class MLP(nn.Module):
@@ -222,16 +238,14 @@ class DecoderLayer(nn.Module):
     lora_scale: float
 
     @nn.compact
-    def __call__(self, x_BTD, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv, consts):
+    def __call__(self, x_BTD, keys: KeyLayout, kv: LayerKV | None, consts):
         cfg = self.cfg
 
         def norm(name):
             return RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms, name=name)
 
         h = norm("input_norm")(x_BTD)
-        h, kv = Attention(cfg, self.lora_scale, name="attn")(
-            h, positions_BT, k_positions_BS, k_valid_BS, q_slots_T, kv, consts
-        )
+        h, kv = Attention(cfg, self.lora_scale, name="attn")(h, keys, kv, consts)
         if cfg.gemma_norms:
             h = norm("post_attn_norm")(h)
         x_BTD = x_BTD + h
@@ -330,24 +344,36 @@ class Decoder(nn.Module):
         self.sow("intermediates", "hidden_states", x_BTD)
         mask_BT = mask_BT.astype(bool)
         T = tokens_BT.shape[1]
+        positions_BT = positions_BT.astype(jnp.int32)
         if cache is None:
             start = 0
             k_positions_BS, k_valid_BS = positions_BT, mask_BT
         else:
             start = cache.end
             k_positions_BS = jax.lax.dynamic_update_slice_in_dim(
-                cache.positions_BS, positions_BT.astype(jnp.int32), start, axis=1
+                cache.positions_BS, positions_BT, start, axis=1
             )
             k_valid_BS = jax.lax.dynamic_update_slice_in_dim(cache.valid_BS, mask_BT, start, axis=1)
-        q_slots_T = start + jnp.arange(T)
-        keys = (positions_BT, k_positions_BS, k_valid_BS, q_slots_T)
+        prefix = None if cache is None else cache.prefix
+        keys = KeyLayout(
+            q_positions_RT=positions_BT,
+            q_slots_T=start + jnp.arange(T),
+            positions_RS=k_positions_BS,
+            valid_RS=k_valid_BS,
+            filled=jnp.asarray(start + T, jnp.int32),
+            prefix_positions_BP=None if prefix is None else prefix.positions_BP,
+            prefix_valid_BP=None if prefix is None else prefix.valid_BP,
+            read_chunk=0 if cache is None else cache.read_chunk,
+        )
         if self.scan_layers and not self.is_initializing():
             x_BTD, new_k, new_v = self._scanned_layers(x_BTD, keys, cache, start)
         else:
             x_BTD, new_k, new_v = self._unrolled_layers(x_BTD, keys, cache, start)
         x_BTD = self.final_norm(x_BTD)
         if cache is not None:
-            cache = KVCache(new_k, new_v, k_positions_BS, k_valid_BS, start + T)
+            cache = cache.replace(
+                k=new_k, v=new_v, positions_BS=k_positions_BS, valid_BS=k_valid_BS, end=start + T
+            )
         return x_BTD, cache
 
     def _unrolled_layers(self, x_BTD, keys, cache, start):
@@ -355,8 +381,17 @@ class Decoder(nn.Module):
             raise ValueError("a stacked KV cache needs the scanned decoder (scan_layers=True)")
         new_k, new_v = [], []
         for i, layer in enumerate(self.layers):
-            kv = None if cache is None else (cache.k[i], cache.v[i], start)
-            x_BTD, kv = layer(x_BTD, *keys, kv, layer_constants(self.cfg, i))
+            kv = None
+            if cache is not None:
+                prefix = cache.prefix
+                kv = LayerKV(
+                    cache.k[i],
+                    cache.v[i],
+                    start,
+                    prefix_k=None if prefix is None else prefix.k[i],
+                    prefix_v=None if prefix is None else prefix.v[i],
+                )
+            x_BTD, kv = layer(x_BTD, keys, kv, layer_constants(self.cfg, i))
             x_BTD = self._by_row(x_BTD)
             self.sow("intermediates", "hidden_states", x_BTD)
             if kv is not None:
@@ -386,16 +421,17 @@ class Decoder(nn.Module):
         # array added to at every layer of the backward.
         in_place = cache is not None and x_BTD.shape[1] == 1
         per_layer = cache is not None and not in_place
+        prefix = None if cache is None else cache.prefix
 
         def body(carry, xs):
             x_BTD, k_cache, v_cache = carry
-            variables, inv_freq, window, i, k_layer, v_layer = xs
+            variables, inv_freq, window, i, k_layer, v_layer, prefix_k, prefix_v = xs
             kv = None
             if in_place:
-                kv = (k_cache, v_cache, start, i)
+                kv = LayerKV(k_cache, v_cache, start, i, prefix_k, prefix_v)
             elif per_layer:
-                kv = (k_layer, v_layer, start)
-            x_BTD, kv = layer.apply(variables, x_BTD, *keys, kv, (inv_freq, window))
+                kv = LayerKV(k_layer, v_layer, start, None, prefix_k, prefix_v)
+            x_BTD, kv = layer.apply(variables, x_BTD, keys, kv, (inv_freq, window))
             if in_place:
                 k_cache, v_cache = kv
             return (self._by_row(x_BTD), k_cache, v_cache), (kv if per_layer else None)
@@ -406,7 +442,9 @@ class Decoder(nn.Module):
         no_cache = jnp.zeros((), x_BTD.dtype)
         carry = (x_BTD, cache.k, cache.v) if in_place else (x_BTD, no_cache, no_cache)
         layer_kv = (cache.k, cache.v) if per_layer else (None, None)
-        xs = (layer_vars, inv_freq_LH, windows_L, jnp.arange(self.cfg.num_layers), *layer_kv)
+        prefix_kv = (None, None) if prefix is None else (prefix.k, prefix.v)
+        layers = jnp.arange(self.cfg.num_layers)
+        xs = (layer_vars, inv_freq_LH, windows_L, layers, *layer_kv, *prefix_kv)
         (x_BTD, new_k, new_v), layer_out = jax.lax.scan(body, carry, xs)
         if per_layer:
             new_k, new_v = layer_out

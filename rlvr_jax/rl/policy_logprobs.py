@@ -15,10 +15,11 @@ Temperature 1 gives the sampler's ``Completions.logprobs`` (the policy itself).
 
 Shared prompts (``rows_per_prompt`` = g > 1): when each run of g consecutive rows holds the
 same prompt (the sampler's group-major layout), the prompt is run once per run of rows into
-a KV cache, the cache is repeated g times, and only the completions are run per row,
-attending to it. Same values and gradients (the cache is differentiable), and the prompt
-part of the forward and backward costs 1/g: with 64-token prompts, 32-token completions and
-G = 8 that is 2560 instead of 6144 token positions.
+a KV cache that the g rows share (read once per prompt, not copied per row), and only
+the completions are run per row, attending to it. Same values and gradients (the cache
+is differentiable), and the prompt part of the forward and backward costs 1/g: with
+64-token prompts, 32-token completions and G = 8 that is 2560 instead of 6144 token
+positions.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from rlvr_jax.models.decoder import Decoder, left_padded_positions
-from rlvr_jax.models.prefill import prefill_repeated
+from rlvr_jax.models.prefill import prefill_shared
 from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
 
 
@@ -152,12 +153,12 @@ def _shared_prompt_hidden(
     g: int,
 ) -> jax.Array:
     """Hidden states ``[R, L, D]`` predicting the completion tokens, prompts run once per g rows."""
-    R, P = prompt_ids_RP.shape
+    R = prompt_ids_RP.shape[0]
     L = completion_ids_RL.shape[1]
     if R % g:
         raise ValueError(f"{R} rows are not whole runs of rows_per_prompt={g}")
     prompt_ids_BP, prompt_mask_BP = prompt_ids_RP[::g], prompt_mask_RP[::g]
-    hidden_BPD, cache = prefill_repeated(model, variables, prompt_ids_BP, prompt_mask_BP, P + L, g)
+    hidden_BPD, cache = prefill_shared(model, variables, prompt_ids_BP, prompt_mask_BP, L, g)
     prompt_len_R1 = jnp.repeat(jnp.sum(prompt_mask_BP, axis=1, keepdims=True), g, axis=0)
     positions_RL = prompt_len_R1 + jnp.arange(L)[None, :]
     hidden_comp_RLD, _ = model.apply(

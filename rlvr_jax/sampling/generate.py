@@ -1,8 +1,10 @@
 """Batched generation with a preallocated KV cache, in one jitted program.
 
-The prompts (B rows) are prefilled once; the cache is then repeated G = num_samples times
-so the R = B * G rows decode together in a `lax.while_loop` that stops as soon as every row
-has emitted a stop token (or after `max_new_tokens`). Row r belongs to prompt r // G.
+The prompts (B rows) are prefilled once into a cache that the R = B * G rows (G =
+num_samples) share as its prefix, read once per prompt (models/attention.py); the rows
+decode together into their own slots in a `lax.while_loop` that stops as soon as every
+row has emitted a stop token (or after `max_new_tokens`), each step reading only the own
+slots filled so far. Row r belongs to prompt r // G.
 
 Two log-probabilities are returned per generated token:
   * `logprobs`: log pi(token) under the policy itself, i.e. log_softmax of the raw logits
@@ -36,12 +38,16 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from rlvr_jax.models.decoder import Decoder
 from rlvr_jax.models.layer_stack import stack_variables
-from rlvr_jax.models.prefill import prefill_repeated
+from rlvr_jax.models.prefill import prefill_shared
 from rlvr_jax.multihost import global_max
 from rlvr_jax.parallel import batch_sharding
 from rlvr_jax.sampling.config import SamplingConfig, SpecialTokens
 from rlvr_jax.sampling.filters import sampling_logits
 from rlvr_jax.sampling.prompts import left_pad
+
+# Own (completion) cache slots a decode step reads at a time, up to the filled length: a
+# step's attention then costs what has been generated, not `max_new_tokens`.
+DECODE_READ_CHUNK = 32
 
 
 @flax.struct.dataclass
@@ -119,7 +125,10 @@ def generate_padded(
     G, L = cfg.num_samples, cfg.max_new_tokens
     R = B * G
     pad_id = tokens.pad_token_id
-    hidden_BPD, cache = prefill_repeated(model, variables, tokens_BP, mask_BP, P + L, G)
+    own_slots = -(-L // DECODE_READ_CHUNK) * DECODE_READ_CHUNK
+    hidden_BPD, cache = prefill_shared(
+        model, variables, tokens_BP, mask_BP, own_slots, G, DECODE_READ_CHUNK
+    )
     cache = cache.map_rows(by_row)
     logits_BV = model.apply(variables, hidden_BPD[:, -1:], method=Decoder.logits)[:, 0]
     logits_RV = by_row(jnp.repeat(logits_BV, G, axis=0))
