@@ -67,7 +67,8 @@ def test_prefix_and_chunked_own_equal_dense_softmax(T):
     q_pos = pos[:, filled - T : filled]
     window, cap = 4, 3.0
     args = dict(window=window, scale=0.125, softcap=cap)
-    want = _dense_reference(q, q_pos, q_slots, pk, pv, p_pos, p_valid, k, v, pos, valid, window, cap)
+    keys = (pk, pv, p_pos, p_valid, k, v, pos, valid)
+    want = _dense_reference(q, q_pos, q_slots, *keys, window, cap)
 
     pre = attn.prefix_stats(jnp.asarray(q), q_pos, pk, pv, p_pos, p_valid, **args)
     own = attn.own_stats(jnp.asarray(q), q_pos, q_slots, k, v, pos, valid, 0, **args)
@@ -146,7 +147,8 @@ def test_shared_prefix_decoder_equals_uncached_forward(family, scan):
     positions_RL = mask_BP.sum(1).repeat(G)[:, None] + np.arange(L)[None, :]
     own_slots = -(-L // chunk) * chunk
     _, cache = prefill_shared(model, variables, tokens_BP, mask_BP, own_slots, G)
-    whole, _ = model.apply(variables, completions_RL, positions_RL, np.ones_like(positions_RL), cache)
+    ones_RL = np.ones_like(positions_RL)
+    whole, _ = model.apply(variables, completions_RL, positions_RL, ones_RL, cache)
     np.testing.assert_allclose(np.asarray(whole), want, atol=1e-5, err_msg=name)
 
     _, cache = prefill_shared(model, variables, tokens_BP, mask_BP, own_slots, G, chunk)
@@ -156,3 +158,35 @@ def test_shared_prefix_decoder_equals_uncached_forward(family, scan):
         logits, cache = step(completions_RL[:, t : t + 1], positions_RL[:, t : t + 1], cache)
         stepped.append(np.asarray(logits)[:, 0])
     np.testing.assert_allclose(np.stack(stepped, 1), want, atol=1e-5, err_msg=name)
+
+
+def test_query_chunks_equal_one_block(family, monkeypatch):
+    """Queries attended in chunks (each rematerialized; the last one padded): the same
+    logits (1e-5) and parameter gradients (within 1e-6 of each leaf's largest entry: sums
+    reordered in float32; entries reach ~10 here) as one block, with and without a shared
+    prefix in the cache."""
+    name, cfg, params = family
+    G, L = 2, 7
+    tokens_BP, mask_BP, completions_RL = _rows(1, G, L, cfg.vocab_size)
+    model = Decoder(cfg)
+    positions_RL = mask_BP.sum(1).repeat(G)[:, None] + np.arange(L)[None, :]
+    ones_RL = np.ones_like(positions_RL)
+    weights = np.random.default_rng(2).normal(size=(2 * G, L, cfg.vocab_size))
+
+    def loss(params):
+        variables = {"params": params}
+        _, cache = prefill_shared(model, variables, tokens_BP, mask_BP, L, G)
+        logits, _ = model.apply(variables, completions_RL, positions_RL, ones_RL, cache)
+        plain, _ = model.apply(variables, tokens_BP, left_padded_positions(mask_BP), mask_BP)
+        return jnp.sum(logits * weights) + jnp.sum(plain**2) * 1e-3, (logits, plain)
+
+    results = {}
+    for chunk in (attn.QUERY_CHUNK, 3):
+        monkeypatch.setattr(attn, "QUERY_CHUNK", chunk)
+        results[chunk] = jax.grad(loss, has_aux=True)(params)
+    (g_whole, (l_whole, p_whole)), (g_chunk, (l_chunk, p_chunk)) = results.values()
+    np.testing.assert_allclose(np.asarray(l_chunk), np.asarray(l_whole), atol=1e-5, err_msg=name)
+    np.testing.assert_allclose(np.asarray(p_chunk), np.asarray(p_whole), atol=1e-5, err_msg=name)
+    for a, b in zip(jax.tree.leaves(g_chunk), jax.tree.leaves(g_whole), strict=True):
+        scale = max(1.0, float(np.abs(b).max()))
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), 0, 1e-6 * scale, err_msg=name)

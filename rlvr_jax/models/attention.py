@@ -27,6 +27,11 @@ import jax.numpy as jnp
 
 # Finite, so a query with no visible key (a padding row) gives a uniform softmax, not NaN.
 MASKED = -1e30
+# A forward over more query tokens than this (a long prompt's prefill, the train step's
+# completions) attends in chunks of this many queries, each rematerialized: the scores of
+# one chunk [R, K, QUERY_CHUNK, E, S] are alive at a time, in the backward too, instead of
+# [R, K, T, E, S] per layer (64 rows x 512 tokens: 1.2 GB a layer).
+QUERY_CHUNK = 128
 
 
 @flax.struct.dataclass
@@ -178,6 +183,35 @@ def chunked_own_stats(
     num_chunks = (filled + chunk - 1) // chunk
     _, stats = jax.lax.while_loop(lambda carry: carry[0] < num_chunks, body, (0, init))
     return stats
+
+
+def in_query_chunks(
+    attend: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    q_RTKEH: jax.Array,
+    q_positions_RT: jax.Array,
+    q_slots_T: jax.Array,
+    chunk: int,
+) -> jax.Array:
+    """`attend(q, q_positions, q_slots) -> out [R, t, K, E, H]` over chunks of `chunk`
+    query tokens (the last one padded), each under `jax.checkpoint`."""
+    R, T = q_positions_RT.shape
+    n = -(-T // chunk)
+    pad = n * chunk - T
+
+    def chunks(x, axis):  # [.., T, ..] -> [n, .., chunk, ..]
+        x = jnp.pad(x, [(0, pad if i == axis else 0) for i in range(x.ndim)])
+        x = x.reshape(*x.shape[:axis], n, chunk, *x.shape[axis + 1 :])
+        return jnp.moveaxis(x, axis, 0)
+
+    def one(args):
+        return attend(*args)
+
+    out_NRCKEH = jax.lax.map(
+        jax.checkpoint(one),
+        (chunks(q_RTKEH, 1), chunks(q_positions_RT, 1), chunks(q_slots_T, 0)),
+    )
+    out_RNCKEH = jnp.moveaxis(out_NRCKEH, 0, 1)
+    return out_RNCKEH.reshape(R, n * chunk, *out_RNCKEH.shape[3:])[:, :T]
 
 
 def empty_stats(q_RTKEH: jax.Array) -> Stats:

@@ -166,38 +166,49 @@ class Attention(nn.Module):
         # batch over (rows, K) and keep the cache's [B, K, S, H] layout (no transpose of it).
         q_BTKEH = q_BTNH.reshape(B, T, K, N // K, H)
         opts = dict(window=window, scale=cfg.scale, softcap=cfg.attn_logit_softcap)
-        stats = None
-        if kv is not None and kv.prefix_k is not None:
-            stats = attention.prefix_stats(
-                q_BTKEH,
-                keys.q_positions_RT,
-                kv.prefix_k,
-                kv.prefix_v,
-                keys.prefix_positions_BP,
-                keys.prefix_valid_BP,
-                **opts,
-            )
-        own = (q_BTKEH, keys.q_positions_RT, keys.q_slots_T)
-        if kv is not None and keys.read_chunk and T == 1:  # decoding: the filled slots only
-            stats = attention.chunked_own_stats(
-                *own,
-                self._chunk_reader(kv, written, keys.read_chunk),
-                keys.positions_RS,
-                keys.valid_RS,
-                keys.filled,
-                keys.read_chunk,
-                attention.empty_stats(q_BTKEH) if stats is None else stats,
-                **opts,
-            )
-        else:
-            if kv is not None and kv.layer is not None:
-                k_BKSH = jax.lax.dynamic_index_in_dim(written[0], kv.layer, keepdims=False)
-                v_BKSH = jax.lax.dynamic_index_in_dim(written[1], kv.layer, keepdims=False)
+        decoding = kv is not None and keys.read_chunk and T == 1  # the filled slots only
+        if kv is not None and kv.layer is not None and not decoding:
+            k_BKSH = jax.lax.dynamic_index_in_dim(written[0], kv.layer, keepdims=False)
+            v_BKSH = jax.lax.dynamic_index_in_dim(written[1], kv.layer, keepdims=False)
+
+        def attend(q_BTKEH, q_positions_BT, q_slots_T):
+            stats = None
+            if kv is not None and kv.prefix_k is not None:
+                stats = attention.prefix_stats(
+                    q_BTKEH,
+                    q_positions_BT,
+                    kv.prefix_k,
+                    kv.prefix_v,
+                    keys.prefix_positions_BP,
+                    keys.prefix_valid_BP,
+                    **opts,
+                )
+            own = (q_BTKEH, q_positions_BT, q_slots_T)
+            if decoding:
+                return attention.chunked_own_stats(
+                    *own,
+                    self._chunk_reader(kv, written, keys.read_chunk),
+                    keys.positions_RS,
+                    keys.valid_RS,
+                    keys.filled,
+                    keys.read_chunk,
+                    attention.empty_stats(q_BTKEH) if stats is None else stats,
+                    **opts,
+                )
             block = attention.own_stats(
                 *own, k_BKSH, v_BKSH, keys.positions_RS, keys.valid_RS, 0, **opts
             )
-            stats = block if stats is None else attention.merge(stats, block)
-        out_BTD = attention.finish(stats, x_BTD.dtype).reshape(B, T, N * H)
+            return block if stats is None else attention.merge(stats, block)
+
+        def attend_out(*queries):
+            return attention.finish(attend(*queries), x_BTD.dtype)
+
+        queries = (q_BTKEH, keys.q_positions_RT, keys.q_slots_T)
+        if T > attention.QUERY_CHUNK:
+            out_BTKEH = attention.in_query_chunks(attend_out, *queries, attention.QUERY_CHUNK)
+        else:
+            out_BTKEH = attend_out(*queries)
+        out_BTD = out_BTKEH.reshape(B, T, N * H)
         out_BTD = Dense(cfg.hidden_size, False, self.lora_scale, name="o_proj")(out_BTD)
         return out_BTD, written
 

@@ -24,6 +24,7 @@ positions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -80,17 +81,16 @@ def completion_hidden(
 LOGITS_CHUNK_TOKENS = 16
 
 
-def logprobs_from_hidden(
+def map_logit_chunks(
     model: Decoder,
     variables: dict[str, Any],
     hidden_RLD: jax.Array,
     completion_ids_RL: jax.Array,
-    completion_mask_RL: jax.Array,
-    temperature: float = 1.0,
-) -> tuple[jax.Array, jax.Array]:
-    """``(logp_RL, entropy_RL)`` of the completion tokens from their hidden states, the
-    LM head run over ``LOGITS_CHUNK_TOKENS`` tokens at a time (rows stay whole, so their
-    sharding does too)."""
+    per_token: Callable[[jax.Array, jax.Array], tuple[jax.Array, ...]],
+) -> tuple[jax.Array, ...]:
+    """``per_token(logits_RCV, ids_RC) -> ([R, C] arrays)`` over the completion tokens'
+    logits, ``LOGITS_CHUNK_TOKENS`` tokens at a time, each chunk rematerialized (rows stay
+    whole, so their sharding does too); returns the [R, L] arrays."""
     R, L, D = hidden_RLD.shape
     chunk = min(LOGITS_CHUNK_TOKENS, L)
     n = -(-L // chunk)
@@ -103,19 +103,31 @@ def logprobs_from_hidden(
     @jax.checkpoint
     def one_chunk(args):
         hidden_RCD, ids_RC = args
-        logits_RCV = model.apply(variables, hidden_RCD, method=Decoder.logits)
-        return token_logprobs_and_entropy(logits_RCV, ids_RC, temperature)
+        return per_token(model.apply(variables, hidden_RCD, method=Decoder.logits), ids_RC)
 
-    logp_NRC, entropy_NRC = jax.lax.map(one_chunk, (hidden_NRCD, ids_NRC))
+    outs_NRC = jax.lax.map(one_chunk, (hidden_NRCD, ids_NRC))
+    return tuple(x.transpose(1, 0, 2).reshape(R, n * chunk)[:, :L] for x in outs_NRC)
 
-    def unchunk(x_NRC):
-        return x_NRC.transpose(1, 0, 2).reshape(R, n * chunk)[:, :L]
 
-    valid_RL = completion_mask_RL > 0
-    return (
-        jnp.where(valid_RL, unchunk(logp_NRC), 0.0),
-        jnp.where(valid_RL, unchunk(entropy_NRC), 0.0),
+def logprobs_from_hidden(
+    model: Decoder,
+    variables: dict[str, Any],
+    hidden_RLD: jax.Array,
+    completion_ids_RL: jax.Array,
+    completion_mask_RL: jax.Array,
+    temperature: float = 1.0,
+) -> tuple[jax.Array, jax.Array]:
+    """``(logp_RL, entropy_RL)`` of the completion tokens from their hidden states, the
+    LM head run in chunks (`map_logit_chunks`)."""
+    logp_RL, entropy_RL = map_logit_chunks(
+        model,
+        variables,
+        hidden_RLD,
+        completion_ids_RL,
+        lambda logits, ids: token_logprobs_and_entropy(logits, ids, temperature),
     )
+    valid_RL = completion_mask_RL > 0
+    return jnp.where(valid_RL, logp_RL, 0.0), jnp.where(valid_RL, entropy_RL, 0.0)
 
 
 def completion_logprobs(

@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from rlvr_jax.models.decoder import Decoder, remat_layer
+from rlvr_jax.models.decoder import remat_layer
 from rlvr_jax.parallel import batch_sharding, param_shardings, replicated
 from rlvr_jax.policy import Policy
 from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
@@ -72,7 +72,7 @@ from rlvr_jax.rl.off_policy import (
     sampling_distribution_logprobs,
     token_log_ratios,
 )
-from rlvr_jax.rl.policy_logprobs import completion_hidden, completion_logprobs
+from rlvr_jax.rl.policy_logprobs import completion_hidden, completion_logprobs, map_logit_chunks
 from rlvr_jax.rl.train_state import TrainState, train_state_shardings
 from rlvr_jax.sampling import SamplingConfig
 
@@ -359,11 +359,16 @@ def logprobs_and_log_ratios(
     mb: Batch,
     correction: OffPolicyCorrection,
 ) -> tuple[jax.Array, jax.Array]:
-    """``rollout_policy_logprobs`` from the hidden states the caller already has."""
-    logits = policy.model.apply(variables, hidden_RLD, method=Decoder.logits)
+    """``rollout_policy_logprobs`` from the hidden states the caller already has (the LM
+    head in chunks: no [R, L, V] logits)."""
     ids, mask = mb["completion_ids"], mb["completion_mask"]
-    logp = jnp.where(mask > 0, token_logprobs_and_entropy(logits, ids, 1.0)[0], 0.0)
-    trainer = sampling_distribution_logprobs(logits, ids, correction.sampling)
+
+    def per_token(logits, ids):
+        logp = token_logprobs_and_entropy(logits, ids, 1.0)[0]
+        return logp, sampling_distribution_logprobs(logits, ids, correction.sampling)
+
+    logp, trainer = map_logit_chunks(policy.model, variables, hidden_RLD, ids, per_token)
+    logp = jnp.where(mask > 0, logp, 0.0)
     return logp, token_log_ratios(trainer, mb[SAMPLER_LOGPROBS], mask)
 
 
