@@ -14,7 +14,8 @@ as the user turn, as for arithmetic; reward 1 when the last number is the answer
 GSM8K-length rollouts (`--max_new_tokens` 256 or 512). Both sides get the same prompts in
 the same order (token ids checked equal) and run in their own process, one after the other,
 so each peak RSS (VmHWM) is that side's alone. TRL runs with its defaults otherwise
-(gradient checkpointing on; `--trl_no_gradient_checkpointing` turns it off).
+(gradient checkpointing on; `--trl_no_gradient_checkpointing` turns it off); ours
+rematerializes by `--remat` (`rl.remat`: none, or full = TRL's gradient checkpointing).
 
 Reported per side: per-phase seconds (generation, reference/old logprobs, forward+backward,
 optimizer, rewards), the median step after `--warmup` steps, compile time (ours: XLA
@@ -78,6 +79,7 @@ def ours_config(args, beta: float, dtype: str, max_steps: int):
     c.rl.prompts_per_step = PROMPTS_PER_STEP
     c.rl.beta = beta
     c.rl.loss_type = "grpo"
+    c.rl.remat = args.remat
     c.optim.learning_rate = LEARNING_RATE
     c.eval.every_steps = 0
     c.checkpoint.every_steps = max_steps
@@ -295,15 +297,24 @@ def run_trl(args, beta: float, dtype: str, workdir: Path) -> dict:
 
 def worker(args) -> None:
     if args.worker == "ours":
-        # As in a torch-free install of the product: transformers imports torch whenever it
-        # is installed (it is here, for TRL), which would add torch's memory to our RSS.
+        # As in a torch-free install of the product: transformers imports torch whenever
+        # it is installed (it is here, for TRL), which would add torch's memory to our RSS.
+        # Hidden while transformers asks (the answer is cached), then unhidden: datasets'
+        # pickler uses any "torch" entry in sys.modules. The check after the run fails if
+        # anything imported it anyway.
         sys.modules["torch"] = None
+        from transformers.utils import import_utils
+
+        import_utils.is_torch_available()
+        del sys.modules["torch"]
     if args.worker == "prompts":
         write_prompts(args, Path(args.prompts))
         return
     run = run_ours if args.worker == "ours" else run_trl
     with tempfile.TemporaryDirectory(prefix=f"bench_grpo_{args.worker}_") as workdir:
         result = run(args, args.beta, args.dtype, Path(workdir))
+    if args.worker == "ours" and "torch" in sys.modules:
+        raise SystemExit("torch was imported by our side: its memory would count as ours")
     Path(args.result).write_text(json.dumps(result))
 
 
@@ -323,6 +334,7 @@ def spawn(args, side: str, beta: float, dtype: str, tmp: Path) -> dict | None:
         f"--max_new_tokens={args.max_new_tokens}",
         f"--task={args.task}",
         f"--data_path={args.data_path}",
+        f"--remat={args.remat}",
     ]
     if args.trl_no_gradient_checkpointing:
         cmd.append("--trl_no_gradient_checkpointing")
@@ -372,6 +384,9 @@ def main():
     parser.add_argument("--max_new_tokens", type=int, default=32)
     parser.add_argument("--task", choices=["arithmetic", "gsm8k"], default="arithmetic")
     parser.add_argument(
+        "--remat", choices=["none", "full", "save_dots"], default="none", help="ours: rl.remat"
+    )
+    parser.add_argument(
         "--data_path", default=str(REPO.parent / "shared" / "data" / "gsm8k"), help="GSM8K"
     )
     parser.add_argument("--no_trl", action="store_true", help="skip TRL even if installed")
@@ -405,6 +420,7 @@ def main():
             f"--max_new_tokens={args.max_new_tokens}",
             f"--task={args.task}",
             f"--data_path={args.data_path}",
+            f"--remat={args.remat}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -414,6 +430,7 @@ def main():
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; fp32 "
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; {args.warmup} warm-up + {args.steps} timed "
         f"steps; {args.task}, 8 prompts x 8 completions, <= {args.max_new_tokens} new tokens; "
+        f"ours rl.remat={args.remat}; "
         f"logs in {tmp}"
     )
     rows = []
@@ -450,6 +467,7 @@ def main():
                 {
                     "task": args.task,
                     "max_new_tokens": args.max_new_tokens,
+                    "ours_remat": args.remat,
                     "beta": beta,
                     "dtype": dtype,
                     "ours_step_s": _round(ours and ours["step_s"]),

