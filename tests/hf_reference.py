@@ -120,6 +120,17 @@ def save_tiny_hf(family: str, out_dir: Path, seed: int = 0):
     return model
 
 
+def tiny_family(family: str, tmp_path_factory):
+    """(family, DecoderConfig, params) of a tiny random HF checkpoint saved to a temp dir."""
+    from rlvr_jax.models import load_decoder_config
+    from rlvr_jax.models.hf_weights import load_hf_params
+
+    ckpt = tmp_path_factory.mktemp(family)
+    save_tiny_hf(family, ckpt)
+    cfg = load_decoder_config(ckpt)
+    return family, cfg, load_hf_params(ckpt, cfg)
+
+
 def left_padded_batch(seed: int = 0, lengths=(9, 6, 4), vocab: int = VOCAB):
     """Token ids [B, T], mask [B, T] and positions [B, T] of a left-padded batch."""
     rng = np.random.default_rng(seed)

@@ -7,11 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hf_reference import left_padded_batch, save_tiny_hf
+from hf_reference import left_padded_batch, tiny_family
 from tiny_rl import LORA, fast_compile, host_batch, loss_config, nonzero_lora, tiny_model
 
-from rlvr_jax.models import Decoder, KVCache, load_decoder_config
-from rlvr_jax.models.hf_weights import load_hf_params
+from rlvr_jax.models import Decoder, KVCache
 from rlvr_jax.models.layer_stack import stack_layers, unstack_layers
 from rlvr_jax.models.quantization import QuantizationConfig, quantize_params
 from rlvr_jax.parallel import MeshConfig, make_mesh, param_partition_specs
@@ -30,10 +29,7 @@ def _fast_compile():
 
 @pytest.fixture(scope="module", params=FAMILIES)
 def family(request, tmp_path_factory):
-    ckpt = tmp_path_factory.mktemp(request.param)
-    save_tiny_hf(request.param, ckpt)
-    cfg = load_decoder_config(ckpt)
-    return request.param, cfg, load_hf_params(ckpt, cfg)
+    return tiny_family(request.param, tmp_path_factory)
 
 
 def _logits(model, variables, tokens, mask, positions, cache=None):

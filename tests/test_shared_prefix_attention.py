@@ -6,13 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hf_reference import save_tiny_hf
+from hf_reference import tiny_family
 from tiny_rl import fast_compile
 
-from rlvr_jax.models import Decoder, load_decoder_config
+from rlvr_jax.models import Decoder
 from rlvr_jax.models import attention as attn
 from rlvr_jax.models.decoder import left_padded_positions
-from rlvr_jax.models.hf_weights import load_hf_params
 from rlvr_jax.models.prefill import prefill_shared
 
 FAMILIES = ["llama", "qwen2", "qwen3", "gemma3"]
@@ -108,10 +107,7 @@ def test_chunked_read_needs_whole_chunks():
 
 @pytest.fixture(scope="module", params=FAMILIES)
 def family(request, tmp_path_factory):
-    ckpt = tmp_path_factory.mktemp(request.param)
-    save_tiny_hf(request.param, ckpt)
-    cfg = load_decoder_config(ckpt)
-    return request.param, cfg, load_hf_params(ckpt, cfg)
+    return tiny_family(request.param, tmp_path_factory)
 
 
 def _rows(seed, G, L, vocab):
