@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tiny_rl import LORA, fast_compile, host_batch, loss_config, nonzero_lora, tiny_model
 
-from rlvr_jax.models.decoder import remat_layer
+from rlvr_jax.models.decoder import check_remat
 from rlvr_jax.parallel import MeshConfig, make_mesh
 from rlvr_jax.policy import Policy
 from rlvr_jax.rl.train_step import TrainStepConfig, loss_and_grads
@@ -71,10 +71,19 @@ def test_for_training_keeps_the_sampler_model_and_the_params():
     trained = policy.for_training("full")
     assert policy.model.remat == "none" and trained.model.remat == "full"
     assert trained.base is policy.base and policy.for_training("none") is policy
+    # Remat recomputes one layer at a time only under a scan (Decoder.remat).
+    assert not policy.model.scan_layers and trained.model.scan_layers
+
+
+def test_remat_of_unrolled_layers_is_refused():
+    model, params = tiny_model()
+    tokens = jax.numpy.zeros((1, 3), jax.numpy.int32)
+    with pytest.raises(ValueError, match="scan_layers"):
+        model.clone(remat="full").apply({"params": params}, tokens, tokens, tokens + 1)
 
 
 def test_unknown_remat_names_the_key():
     with pytest.raises(ValueError, match="rl.remat"):
-        remat_layer("some")
+        check_remat("some")
     with pytest.raises(ValueError, match="rl.remat"):
         TrainStepConfig(num_microbatches=1, num_iterations=1, group_size=1, remat="some")

@@ -273,13 +273,10 @@ REMAT_POLICIES = {
 }
 
 
-def remat_layer(remat: str) -> type[nn.Module]:
-    """`DecoderLayer`, wrapped in `nn.remat` with the named policy (same params)."""
+def check_remat(remat: str) -> None:
+    """Validates an `rl.remat` name."""
     if remat not in REMAT_POLICIES:
         raise ValueError(f"rl.remat: unknown {remat!r}; choose one of {sorted(REMAT_POLICIES)}")
-    if remat == "none":
-        return DecoderLayer
-    return nn.remat(DecoderLayer, policy=REMAT_POLICIES[remat])
 
 
 class Decoder(nn.Module):
@@ -301,7 +298,11 @@ class Decoder(nn.Module):
     # Rematerialization of each layer in the backward (`rl.remat`, REMAT_POLICIES): 'none'
     # keeps every activation, 'full' recomputes the layer, 'save_dots' keeps only the
     # matmul outputs. A training-only setting: the train step differentiates a clone of
-    # the policy's model with it (Policy.for_training); the sampler never uses it.
+    # the policy's model with it (Policy.for_training); the sampler never uses it. Needs
+    # `scan_layers`: only a scan makes the backward recompute one layer at a time. With
+    # unrolled layers XLA:CPU scheduled the recomputations of all 30 layers together, and
+    # 'full' then needed more memory than 'none' (32.0 vs 20.8 GB for 64 rows x 256
+    # tokens; scanned: 2.8 GB; BUILD_NOTES).
     remat: str = "none"
     # One compiled layer body under `lax.scan` over the layers' params stacked on a leading
     # axis (`model.scan_layers`; layer_stack.py), instead of L unrolled copies: compiles
@@ -326,9 +327,14 @@ class Decoder(nn.Module):
                 )
             },
         )
-        layer_cls = remat_layer(self.remat)
+        check_remat(self.remat)
+        if self.remat != "none" and not self.scan_layers:
+            raise ValueError(
+                f"rl.remat={self.remat!r} needs the scanned decoder (scan_layers=True; "
+                "Policy.for_training sets it)"
+            )
         self.layers = [
-            layer_cls(cfg, self.lora_scale, name=f"layers_{i}") for i in range(cfg.num_layers)
+            DecoderLayer(cfg, self.lora_scale, name=f"layers_{i}") for i in range(cfg.num_layers)
         ]
         self.final_norm = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms)
         if not cfg.tie_embeddings:

@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from rlvr_jax.models.decoder import remat_layer
+from rlvr_jax.models.decoder import check_remat
 from rlvr_jax.parallel import batch_sharding, param_shardings, replicated
 from rlvr_jax.policy import Policy
 from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
@@ -121,7 +121,7 @@ class TrainStepConfig:
             raise ValueError(f"rl.num_iterations must be >= 1, got {self.num_iterations}")
         if self.group_size < 1:
             raise ValueError(f"sampling.num_samples must be >= 1, got {self.group_size}")
-        remat_layer(self.remat)  # validates the name
+        check_remat(self.remat)
 
     @property
     def rows_per_prompt(self) -> int:
