@@ -52,6 +52,9 @@ def get_config():
     c.sampling.max_new_tokens = 256
     c.sampling.prompt_buckets = (128, 256, 512, 1024)
     c.rl.prompts_per_step = 8
+    # 64 rows x 256 tokens: XLA temporaries 2.8 GB with full remat (scanned layers), 30.7
+    # GB without (BUILD_NOTES, "remat bounds memory only under a scan").
+    c.rl.remat = "full"
     c.eval.every_steps = 50
     c.eval.max_samples = 0  # scripts/eval.py: all 1319 test questions
     c.eval.train_max_samples = 200
