@@ -15,7 +15,8 @@ GSM8K-length rollouts (`--max_new_tokens` 256 or 512). Both sides get the same p
 the same order (token ids checked equal) and run in their own process, one after the other,
 so each peak RSS (VmHWM) is that side's alone. TRL runs with its defaults otherwise
 (gradient checkpointing on; `--trl_no_gradient_checkpointing` turns it off); ours
-rematerializes by `--remat` (`rl.remat`: none, or full = TRL's gradient checkpointing).
+rematerializes by `--remat` (`rl.remat`: none, or full = TRL's gradient checkpointing) and
+accumulates over `--microbatches` (`rl.num_microbatches`: the same gradient, a lower peak).
 
 Reported per side: per-phase seconds (generation, reference/old logprobs, forward+backward,
 optimizer, rewards), the median step after `--warmup` steps, compile time (ours: XLA
@@ -80,6 +81,7 @@ def ours_config(args, beta: float, dtype: str, max_steps: int):
     c.rl.beta = beta
     c.rl.loss_type = "grpo"
     c.rl.remat = args.remat
+    c.rl.num_microbatches = args.microbatches
     c.optim.learning_rate = LEARNING_RATE
     c.eval.every_steps = 0
     c.checkpoint.every_steps = max_steps
@@ -335,6 +337,7 @@ def spawn(args, side: str, beta: float, dtype: str, tmp: Path) -> dict | None:
         f"--task={args.task}",
         f"--data_path={args.data_path}",
         f"--remat={args.remat}",
+        f"--microbatches={args.microbatches}",
     ]
     if args.trl_no_gradient_checkpointing:
         cmd.append("--trl_no_gradient_checkpointing")
@@ -387,6 +390,12 @@ def main():
         "--remat", choices=["none", "full", "save_dots"], default="none", help="ours: rl.remat"
     )
     parser.add_argument(
+        "--microbatches",
+        type=int,
+        default=1,
+        help="ours: rl.num_microbatches (the same gradient, a lower peak)",
+    )
+    parser.add_argument(
         "--data_path", default=str(REPO.parent / "shared" / "data" / "gsm8k"), help="GSM8K"
     )
     parser.add_argument("--no_trl", action="store_true", help="skip TRL even if installed")
@@ -421,6 +430,7 @@ def main():
             f"--task={args.task}",
             f"--data_path={args.data_path}",
             f"--remat={args.remat}",
+            f"--microbatches={args.microbatches}",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -430,7 +440,7 @@ def main():
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; fp32 "
         f"matmul peak {peak / 1e9:.1f} GFLOP/s; {args.warmup} warm-up + {args.steps} timed "
         f"steps; {args.task}, 8 prompts x 8 completions, <= {args.max_new_tokens} new tokens; "
-        f"ours rl.remat={args.remat}; "
+        f"ours rl.remat={args.remat}, rl.num_microbatches={args.microbatches}; "
         f"logs in {tmp}"
     )
     rows = []
@@ -468,6 +478,7 @@ def main():
                     "task": args.task,
                     "max_new_tokens": args.max_new_tokens,
                     "ours_remat": args.remat,
+                    "ours_microbatches": args.microbatches,
                     "beta": beta,
                     "dtype": dtype,
                     "ours_step_s": _round(ours and ours["step_s"]),

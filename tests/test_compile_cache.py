@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from rlvr_jax.compile_cache import CompileCacheConfig
-from rlvr_jax.observers.compilations import CACHE_HITS, COMPILE_COUNT
+from rlvr_jax.observers.compilations import (
+    CACHE_HITS,
+    CACHE_LOAD_SECONDS,
+    COMPILE_COUNT,
+    COMPILE_SECONDS,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,10 +47,13 @@ def test_second_start_loads_every_program_from_the_cache(tmp_path):
     cache = tmp_path / "xla"
     first = train(tmp_path / "a", cache)
     assert first[COMPILE_COUNT] >= 2 and first[CACHE_HITS] == 0
+    assert first[CACHE_LOAD_SECONDS] == 0.0
     assert any(cache.iterdir())
     second = train(tmp_path / "b", cache)
     # Every program of the first step (sampler, scorer, train step, ...) came from the cache.
     assert second[CACHE_HITS] == second[COMPILE_COUNT] == first[COMPILE_COUNT]
+    # Loading is timed apart, inside the compile seconds it is part of.
+    assert 0.0 < second[CACHE_LOAD_SECONDS] <= second[COMPILE_SECONDS]
     assert second["loss"] == first["loss"]  # the same executables, the same numbers
 
 
