@@ -53,6 +53,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
+from rlvr_jax.compiled_memory import memory_stats  # noqa: E402
 from rlvr_jax.models import Decoder, DecoderConfig, RopeConfig  # noqa: E402
 from rlvr_jax.models.lora import LoraConfig  # noqa: E402
 from rlvr_jax.optim import OptimConfig, make_optimizer, make_schedule  # noqa: E402
@@ -194,19 +195,6 @@ def tree_bytes(tree: PyTree, shardings: PyTree | None = None) -> int:
     return sum(
         math.prod(shape) * leaf.dtype.itemsize for shape, leaf in zip(shapes, leaves, strict=True)
     )
-
-
-def memory_stats(compiled) -> dict[str, int] | None:
-    """Per-device bytes from XLA's buffer assignment, or None where the backend gives none."""
-    stats = compiled.memory_analysis()
-    if stats is None:
-        return None
-    out = {
-        key: int(getattr(stats, f"{key}_size_in_bytes"))
-        for key in ("argument", "output", "temp", "alias")
-    }
-    out["total"] = out["argument"] + out["output"] - out["alias"] + out["temp"]
-    return out
 
 
 def collectives(hlo_text: str) -> dict[str, dict[str, float]]:
