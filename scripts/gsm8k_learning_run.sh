@@ -9,8 +9,9 @@
 # unless OUT_DIR/before already exists. Training stops with SIGTERM when its budget is
 # spent: the run saves its last finished step and exits, and that checkpoint is evaluated.
 # Every stage appends to OUT_DIR/stages.log; rerunning continues an interrupted stage.
-# configs/gsm8k.py rematerializes the train step's layers (rl.remat=full, scanned): 2.8 GB
-# of XLA temporaries for 64 rows x 256 tokens, against 30 GB before (BUILD_NOTES).
+# configs/gsm8k.py rematerializes the train step's layers (rl.remat=full, scanned) in two
+# micro-batches: 2.0 GB of XLA temporaries for 64 rows x 256 tokens, against 30.7 GB
+# without remat (scripts/memory_analysis.py, BUILD_NOTES).
 set -euo pipefail
 
 OUT=${1:?usage: scripts/gsm8k_learning_run.sh OUT_DIR [TRAIN_MINUTES]}
