@@ -153,7 +153,7 @@ def loss_config(loss_type: str, beta: float = 0.0) -> LossConfig:
     )
 
 
-def optim_config(learning_rate: float = 1e-2) -> OptimConfig:
+def optim_config(learning_rate: float = 1e-2, eps: float = 1e-8) -> OptimConfig:
     return OptimConfig(
         learning_rate=learning_rate,
         schedule="constant",
@@ -163,6 +163,6 @@ def optim_config(learning_rate: float = 1e-2) -> OptimConfig:
         weight_decay=0.0,
         b1=0.9,
         b2=0.999,
-        eps=1e-8,
+        eps=eps,
         max_grad_norm=None,
     )
