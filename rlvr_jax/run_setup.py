@@ -169,6 +169,17 @@ def special_tokens(
     return SpecialTokens(stop_token_ids=stops, pad_token_id=pad)
 
 
+def decoder_for(exp: ExperimentConfig, cfg: Any, mesh: Mesh) -> Decoder:
+    """The run's decoder module for the checkpoint's `cfg` (no weights): LoRA scale, rows
+    sharded over `mesh`, `model.scan_layers`."""
+    return Decoder(
+        cfg,
+        lora_scale=lora_scale(exp.lora),
+        row_sharding=batch_sharding(mesh),
+        scan_layers=exp.model.scan_layers,
+    )
+
+
 def setup_run(exp: ExperimentConfig, mesh: Mesh) -> RunSetup:
     cache_dir = exp.model.cache_dir or None
     checkpoint_dir = resolve_checkpoint(exp.model.checkpoint, cache_dir)
@@ -188,12 +199,7 @@ def setup_run(exp: ExperimentConfig, mesh: Mesh) -> RunSetup:
             )
         params = with_gguf_kernels(params, source, cfg)
     policy = Policy.create(
-        Decoder(
-            cfg,
-            lora_scale=lora_scale(exp.lora),
-            row_sharding=batch_sharding(mesh),
-            scan_layers=exp.model.scan_layers,
-        ),
+        decoder_for(exp, cfg, mesh),
         params,
         exp.rl.trainable,
         exp.lora,

@@ -37,6 +37,8 @@ def abstract_batch(exp, prompt_len: int) -> dict:
     import jax
     import jax.numpy as jnp
 
+    from rlvr_jax.rl.train_step import IS_LOG_RATIOS, SAMPLER_LOGPROBS
+
     R, L = exp.train_rows, exp.sampling.max_new_tokens
     spec = jax.ShapeDtypeStruct
     batch = {
@@ -44,7 +46,7 @@ def abstract_batch(exp, prompt_len: int) -> dict:
         "prompt_mask": spec((R, prompt_len), jnp.int32),
         "completion_ids": spec((R, L), jnp.int32),
         "completion_mask": spec((R, L), jnp.int32),
-        "sampler_logprobs": spec((R, L), jnp.float32),
+        SAMPLER_LOGPROBS: spec((R, L), jnp.float32),
         "advantages": spec((R,), jnp.float32),
     }
     if exp.rl.beta > 0:
@@ -52,7 +54,7 @@ def abstract_batch(exp, prompt_len: int) -> dict:
     if exp.rl.num_iterations > 1:
         batch["old_logprobs"] = spec((R, L), jnp.float32)
     if exp.rl.off_policy.enabled:
-        batch["is_log_ratios"] = spec((R, L), jnp.float32)
+        batch[IS_LOG_RATIOS] = spec((R, L), jnp.float32)
     return batch
 
 
@@ -62,26 +64,21 @@ def analyse(config, prompt_len: int) -> dict:
 
     from rlvr_jax.compiled_memory import memory_stats
     from rlvr_jax.config import ExperimentConfig
-    from rlvr_jax.models import Decoder, load_decoder_config, resolve_checkpoint
+    from rlvr_jax.models import load_decoder_config, resolve_checkpoint
     from rlvr_jax.models.layer_stack import stack_layers
-    from rlvr_jax.models.lora import lora_scale
     from rlvr_jax.optim import make_optimizer, make_schedule
-    from rlvr_jax.parallel import batch_sharding, make_mesh
+    from rlvr_jax.parallel import make_mesh
     from rlvr_jax.policy import Policy
     from rlvr_jax.rl.train_state import init_train_state
     from rlvr_jax.rl.train_step import make_train_step
+    from rlvr_jax.run_setup import decoder_for
 
     exp = ExperimentConfig.from_config_dict(config)
     if exp.rl.algorithm != "grpo":
         raise app.UsageError(f"rl.algorithm={exp.rl.algorithm!r}: this script lowers GRPO's step")
     mesh = make_mesh(exp.mesh)
     cfg = load_decoder_config(resolve_checkpoint(exp.model.checkpoint, exp.model.cache_dir or None))
-    model = Decoder(
-        cfg,
-        lora_scale=lora_scale(exp.lora),
-        row_sharding=batch_sharding(mesh),
-        scan_layers=exp.model.scan_layers,
-    )
+    model = decoder_for(exp, cfg, mesh)
     dummy = jnp.zeros((1, 4), jnp.int32)
     dtype = jnp.dtype(exp.model.dtype)
     params = jax.tree.map(

@@ -5,29 +5,16 @@ rows compile in seconds.
 """
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from repo_scripts import run_script
 
 
 def test_fsdp_shards_params_and_optimizer_state(tmp_path):
     out = tmp_path / "bench_fsdp.json"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "bench_fsdp.py"), "--layers", "1", "--rows", "8"]
-        + ["--out", str(out)],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    stdout = run_script(
+        "bench_fsdp.py", "--layers", "1", "--rows", "8", "--out", str(out), timeout=300
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "| **params + optimizer state** |" in proc.stdout
+    assert "| **params + optimizer state** |" in stdout
     report = json.loads(out.read_text())
     data, fsdp = report["meshes"]["data=8"], report["meshes"]["fsdp=8"]
     assert data["mesh"] == {"data": 8, "fsdp": 1} and fsdp["mesh"] == {"data": 1, "fsdp": 8}

@@ -2,36 +2,23 @@
 and micro-batches lower its temporaries while the arguments stay the same."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from repo_scripts import REPO, run_script
 
 
 def analyse(tmp_path: pathlib.Path, microbatches: int) -> dict:
     out = tmp_path / f"m{microbatches}.json"
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "memory_analysis.py"),
-            f"--config={REPO / 'configs' / 'tiny.py'}",
-            "--prompt_len=16",
-            "--config.sampling.max_new_tokens=32",
-            f"--config.rl.num_microbatches={microbatches}",
-            f"--out={out}",
-        ],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    stdout = run_script(
+        "memory_analysis.py",
+        f"--config={REPO / 'configs' / 'tiny.py'}",
+        "--prompt_len=16",
+        "--config.sampling.max_new_tokens=32",
+        f"--config.rl.num_microbatches={microbatches}",
+        f"--out={out}",
         timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "temp" in proc.stdout
+    assert "temp" in stdout
     return json.loads(out.read_text())
 
 
