@@ -120,7 +120,9 @@ def get_config() -> config_dict.ConfigDict:
         num_iterations=1,  # mu: updates per rollout batch
         num_microbatches=1,  # gradient accumulation steps
         trainable="lora",  # 'lora' | 'full'
-        remat="none",  # recompute layers in the backward: 'none' | 'full' | 'save_dots'
+        # recompute layers in the backward: 'none' | 'full' | 'save_dots'. 'full' halves
+        # the peak RSS at 32 tokens (7674 -> 3888 MB) for 3-6% more step time (BUILD_NOTES).
+        remat="full",
         dynamic_sampling=dict(  # DAPO over-sample and filter (rlvr_jax/dynamic_sampling.py)
             enabled=False,  # keep only groups whose rewards vary, drawing more prompts
             max_rounds=4,  # batches of prompts drawn at most per RL step

@@ -53,9 +53,8 @@ def get_config():
     c.sampling.prompt_buckets = (128, 256, 512, 1024)
     c.rl.prompts_per_step = 8
     # 64 rows x 256 tokens, XLA temporaries of the train step (scripts/memory_analysis.py):
-    # 30.7 GB without remat, 3.2 GB with full remat (scanned layers), 2.0 GB in two
-    # micro-batches (the same gradient). At 512 new tokens use 4 micro-batches (2.0 GB).
-    c.rl.remat = "full"
+    # 30.7 GB without remat, 3.2 GB with full remat (rl.remat, scanned layers), 2.0 GB in
+    # two micro-batches (the same gradient). At 512 new tokens use 4 micro-batches (2.0 GB).
     c.rl.num_microbatches = 2
     c.eval.every_steps = 50
     c.eval.max_samples = 0  # scripts/eval.py: all 1319 test questions

@@ -387,7 +387,7 @@ def main():
     parser.add_argument("--max_new_tokens", type=int, default=32)
     parser.add_argument("--task", choices=["arithmetic", "gsm8k"], default="arithmetic")
     parser.add_argument(
-        "--remat", choices=["none", "full", "save_dots"], default="none", help="ours: rl.remat"
+        "--remat", choices=["none", "full", "save_dots"], default="full", help="ours: rl.remat"
     )
     parser.add_argument(
         "--microbatches",
