@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # The GSM8K learning run of BUILD_NOTES (issue 16): evaluate the base model, train
-# configs/gsm8k.py for a fixed wall-clock budget, evaluate the result on the same 200 test
-# questions (greedy + 8 samples), and compare the two, paired (McNemar on greedy).
+# configs/gsm8k.py, evaluate the result on the same 200 test questions (greedy + 8
+# samples), and compare the two, paired (McNemar on greedy).
 #
 #   scripts/gsm8k_learning_run.sh OUT_DIR [TRAIN_MINUTES]     # default 90 minutes
 #
-# The base evaluation is unpacked from docs/eval/gsm8k_base_200 (made by the same command)
-# unless OUT_DIR/before already exists. Training stops with SIGTERM when its budget is
-# spent: the run saves its last finished step and exits, and that checkpoint is evaluated.
-# Every stage appends to OUT_DIR/stages.log; rerunning continues an interrupted stage.
-# configs/gsm8k.py rematerializes the train step's layers (rl.remat=full, scanned) in two
-# micro-batches: 2.0 GB of XLA temporaries for 64 rows x 256 tokens, against 30.7 GB
-# without remat (scripts/memory_analysis.py, BUILD_NOTES).
+# Environment:
+#   FEW_SHOT=N     worked examples before each question (prompt.few_shot; default 0). With
+#                  N > 0 the base model sometimes writes the reasoning/answer markers, so
+#                  the format rewards vary within a group and carry a gradient.
+#   TRAIN_STEPS=N  train for N RL steps instead of a wall-clock budget (a budget in steps
+#                  does not shrink when something else shares the machine).
+#   GSM8K_DATA     the local GSM8K directory (default ../shared/data/gsm8k).
+#
+# With FEW_SHOT=0 the base evaluation is unpacked from docs/eval/gsm8k_base_200 (made by
+# the same command) unless OUT_DIR/before already exists; otherwise it is run here. A
+# wall-clock budget ends training with SIGTERM: the run saves its last finished step and
+# exits, and that checkpoint is evaluated. Every stage appends to OUT_DIR/stages.log;
+# rerunning continues an interrupted stage (evaluation records, the training checkpoint).
 set -euo pipefail
 
 OUT=${1:?usage: scripts/gsm8k_learning_run.sh OUT_DIR [TRAIN_MINUTES]}
 MINUTES=${2:-90}
+FEW_SHOT=${FEW_SHOT:-0}
+TRAIN_STEPS=${TRAIN_STEPS:-}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${GSM8K_DATA:-../shared/data/gsm8k}  # relative to the repo, as in the saved fingerprint
 PY=${PYTHON:-python}
@@ -23,26 +31,32 @@ mkdir -p "$OUT"
 cd "$REPO"
 
 stage() { echo "$(date +%FT%T) $*" | tee -a "$OUT/stages.log"; }
-EVAL=(--config=configs/gsm8k.py "--config.data.path=$DATA" --config.eval.max_samples=200
-  --config.eval.num_samples=8 "--config.eval.ks=1,8" --config.eval.temperature=1.0)
+PROMPT=("--config.prompt.few_shot=$FEW_SHOT")
+EVAL=(--config=configs/gsm8k.py "--config.data.path=$DATA" "${PROMPT[@]}"
+  --config.eval.max_samples=200 --config.eval.num_samples=8 "--config.eval.ks=1,8"
+  --config.eval.temperature=1.0)
 
-if [[ ! -e $OUT/before ]]; then
+if [[ $FEW_SHOT -eq 0 && ! -e $OUT/before ]]; then
   mkdir -p "$OUT/before"
   gunzip -c docs/eval/gsm8k_base_200/questions.jsonl.gz >"$OUT/before/questions.jsonl"
   cp docs/eval/gsm8k_base_200/questions.jsonl.fingerprint.json "$OUT/before/"
 fi
-stage "before: evaluating the base model (continues the unpacked records)"
+stage "before: evaluating the base model (prompt.few_shot=$FEW_SHOT; continues saved records)"
 "$PY" scripts/eval.py "${EVAL[@]}" "--out=$OUT/before" >>"$OUT/before.log" 2>&1
 
-stage "train: configs/gsm8k.py for $MINUTES minutes"
+TRAIN=(scripts/train.py --config=configs/gsm8k.py "--config.data.path=$DATA" "${PROMPT[@]}"
+  --config.eval.every_steps=0 --config.checkpoint.every_steps=1 "--workdir=$OUT/train")
 status=0
-timeout -s TERM "${MINUTES}m" "$PY" scripts/train.py --config=configs/gsm8k.py \
-  "--config.data.path=$DATA" --config.eval.every_steps=0 --config.checkpoint.every_steps=1 \
-  --config.max_steps=500 \
-  "--workdir=$OUT/train" \
-  >>"$OUT/train.log" 2>&1 || status=$?
+if [[ -n $TRAIN_STEPS ]]; then
+  stage "train: configs/gsm8k.py for $TRAIN_STEPS RL steps"
+  "$PY" "${TRAIN[@]}" "--config.max_steps=$TRAIN_STEPS" >>"$OUT/train.log" 2>&1 || status=$?
+else
+  stage "train: configs/gsm8k.py for $MINUTES minutes"
+  timeout -s TERM "${MINUTES}m" "$PY" "${TRAIN[@]}" --config.max_steps=500 \
+    >>"$OUT/train.log" 2>&1 || status=$?
+fi
 # 124: the budget ran out and the run saved its last step on SIGTERM.
-if [[ $status -ne 0 && $status -ne 124 ]]; then
+if [[ $status -ne 0 && ($status -ne 124 || -n $TRAIN_STEPS) ]]; then
   stage "train failed with exit code $status (see $OUT/train.log)"
   exit "$status"
 fi
@@ -50,6 +64,6 @@ fi
 stage "after: evaluating $OUT/train"
 "$PY" scripts/eval.py "${EVAL[@]}" "--workdir=$OUT/train" "--out=$OUT/after" \
   >>"$OUT/after.log" 2>&1
-"$PY" scripts/eval.py --config=configs/gsm8k.py "--compare=$OUT/after,$OUT/before" \
-  "--out=$OUT/compare" >>"$OUT/compare.log" 2>&1
+"$PY" scripts/eval.py --config=configs/gsm8k.py "${PROMPT[@]}" \
+  "--compare=$OUT/after,$OUT/before" "--out=$OUT/compare" >>"$OUT/compare.log" 2>&1
 stage "done: $OUT/compare"
