@@ -13,8 +13,9 @@
 #                  does not shrink when something else shares the machine).
 #   GSM8K_DATA     the local GSM8K directory (default ../shared/data/gsm8k).
 #
-# With FEW_SHOT=0 the base evaluation is unpacked from docs/eval/gsm8k_base_200 (made by
-# the same command) unless OUT_DIR/before already exists; otherwise it is run here. A
+# The base evaluation is unpacked from docs/eval (gsm8k_base_200 for FEW_SHOT=0,
+# gsm8k_fewshot<N>_base_200 otherwise; made by this script) when it is there and
+# OUT_DIR/before does not exist yet; eval.py then only checks it (or runs what is missing). A
 # wall-clock budget ends training with SIGTERM: the run saves its last finished step and
 # exits, and that checkpoint is evaluated. Every stage appends to OUT_DIR/stages.log;
 # rerunning continues an interrupted stage (evaluation records, the training checkpoint).
@@ -36,10 +37,12 @@ EVAL=(--config=configs/gsm8k.py "--config.data.path=$DATA" "${PROMPT[@]}"
   --config.eval.max_samples=200 --config.eval.num_samples=8 "--config.eval.ks=1,8"
   --config.eval.temperature=1.0)
 
-if [[ $FEW_SHOT -eq 0 && ! -e $OUT/before ]]; then
+SAVED=docs/eval/gsm8k_base_200
+[[ $FEW_SHOT -eq 0 ]] || SAVED=docs/eval/gsm8k_fewshot${FEW_SHOT}_base_200
+if [[ -e $SAVED/questions.jsonl.gz && ! -e $OUT/before ]]; then
   mkdir -p "$OUT/before"
-  gunzip -c docs/eval/gsm8k_base_200/questions.jsonl.gz >"$OUT/before/questions.jsonl"
-  cp docs/eval/gsm8k_base_200/questions.jsonl.fingerprint.json "$OUT/before/"
+  gunzip -c "$SAVED/questions.jsonl.gz" >"$OUT/before/questions.jsonl"
+  cp "$SAVED/questions.jsonl.fingerprint.json" "$OUT/before/"
 fi
 stage "before: evaluating the base model (prompt.few_shot=$FEW_SHOT; continues saved records)"
 "$PY" scripts/eval.py "${EVAL[@]}" "--out=$OUT/before" >>"$OUT/before.log" 2>&1
