@@ -20,7 +20,12 @@ from rlvr_jax.rl.losses import (
     loss_normalizer,
     policy_loss,
 )
-from rlvr_jax.rl.microbatch import accumulate_gradients, split_microbatches
+from rlvr_jax.rl.microbatch import (
+    accumulate_gradients,
+    merge_microbatches,
+    microbatch_layout,
+    split_microbatches,
+)
 
 LOSS_TYPES = sorted(POLICY_LOSSES)
 MAX_LEN = 6  # L for dr_grpo; larger than T on purpose
@@ -297,6 +302,10 @@ def test_microbatch_invariance(loss_type):
         m: jax.jit(accumulate_gradients, static_argnums=(0, 3))(loss_fn, theta, batch, m)
         for m in (1, 2, 4)
     }
+    # Runs of 2 rows kept together (a prompt's samples): the same sums.
+    results["runs of 2"] = jax.jit(accumulate_gradients, static_argnums=(0, 3, 4))(
+        loss_fn, theta, batch, 2, 2
+    )
     # A contiguous split, summed by hand: the split pattern does not matter either.
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     halves = [jax.tree.map(lambda x, k=k: x[k * 4 : (k + 1) * 4], batch) for k in (0, 1)]
@@ -320,6 +329,33 @@ def test_split_microbatches_is_strided():
     np.testing.assert_array_equal(split_microbatches(x, 4), [[0, 4], [1, 5], [2, 6], [3, 7]])
     with pytest.raises(ValueError, match="not divisible into 3 micro-batches"):
         split_microbatches(x, 3)
+
+
+def test_split_microbatches_keeps_runs_of_rows_together():
+    x = jnp.arange(12)  # 6 prompts x 2 rows
+    runs = split_microbatches(x, 3, run=2)
+    np.testing.assert_array_equal(runs, [[0, 1, 6, 7], [2, 3, 8, 9], [4, 5, 10, 11]])
+    np.testing.assert_array_equal(merge_microbatches(runs, run=2), x)
+    np.testing.assert_array_equal(merge_microbatches(split_microbatches(x, 2), run=1), x)
+    with pytest.raises(ValueError, match="runs of 2"):
+        split_microbatches(jnp.arange(10), 2, run=2)
+
+
+@pytest.mark.parametrize(
+    "rows, group, m, shards, expected",
+    [
+        (64, 8, 2, 1, (8, 8)),  # 8 prompts: 4 whole prompts per micro-batch
+        (64, 8, 4, 2, (8, 8)),  # 4 prompts per device, one per micro-batch
+        (64, 8, 4, 4, (1, 2)),  # 2 prompts per device do not split in 4: G / M rows
+        (24, 8, 2, 1, (1, 4)),  # 3 prompts do not split in 2
+        (18, 6, 4, 1, (1, 1)),  # 3 prompts, nor 6 rows of one, split in 4: no sharing
+        (16, 4, 1, 2, (4, 4)),  # one micro-batch: whole prompts
+    ],
+)
+def test_microbatch_layout(rows, group, m, shards, expected):
+    layout = microbatch_layout(rows, group, m, shards)
+    assert (layout.run, layout.rows_per_prompt) == expected
+    assert layout.num_microbatches == m
 
 
 def test_registry_and_normalizers():

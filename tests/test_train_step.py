@@ -214,19 +214,29 @@ def test_missing_batch_fields_and_bad_configs_are_named(mesh):
             dataclasses.replace(step_cfg, **fields)
 
 
-@pytest.mark.parametrize("num_microbatches", [1, 2, 4])
-def test_shared_prompts_give_the_same_update(mesh, num_microbatches):
+@pytest.mark.parametrize(
+    "rows, num_microbatches, run, rows_per_prompt",
+    [
+        (16, 1, 4, 4),
+        (16, 2, 4, 4),  # whole prompts per micro-batch: each prompt run once
+        (16, 4, 4, 4),
+        (12, 2, 1, 2),  # 3 prompts do not split in 2: strided rows, 2 of a prompt's 4 each
+    ],
+)
+def test_shared_prompts_give_the_same_update(mesh, rows, num_microbatches, run, rows_per_prompt):
     """Running each prompt once per group (group_size = G) changes nothing but the cost."""
     _, params = tiny_model()
     lora = nonzero_lora(params)
     loss_cfg = loss_config("grpo", beta=0.04)
-    host = host_batch(group=4)  # 4 prompts x G = 4
+    host = host_batch(rows=rows, group=4)  # rows / 4 prompts x G = 4
     runs = {}
     for group_size in (1, 4):
         step_cfg = TrainStepConfig(
             num_microbatches=num_microbatches, num_iterations=2, group_size=group_size
         )
-        assert step_cfg.rows_per_prompt == (4 // num_microbatches if group_size == 4 else 1)
+        layout = step_cfg.layout(rows, mesh.size)
+        if group_size == 4:
+            assert (layout.run, layout.rows_per_prompt) == (run, rows_per_prompt)
         policy = tiny_policy("lora", mesh, has_reference=True)
         state = init_train_state(lora, SGD, jax.random.key(0), mesh)
         scorer = make_rollout_scorer(policy, loss_cfg, step_cfg, state)

@@ -177,7 +177,8 @@ def score_ppo_rollout(
 ) -> tuple[Batch, dict[str, jax.Array]]:
     """The batch plus ``old_values``, ``advantages`` and ``returns`` [R, L] (and
     ``old_logprobs`` for mu > 1, ``ref_logprobs`` for the KL in the loss); rollout metrics."""
-    fwd = _Forward(policy, cfg, step_cfg.rows_per_prompt)
+    layout = step_cfg.layout(batch["completion_mask"].shape[0], policy.mesh.size)
+    fwd = _Forward(policy, cfg, layout.rows_per_prompt)
     kl_in_reward = beta > 0 and cfg.kl_penalty == "reward"
     needs_old = step_cfg.num_iterations > 1 or kl_in_reward
 
@@ -199,8 +200,9 @@ def score_ppo_rollout(
         return out
 
     keys = scorer_inputs(step_cfg)
-    rows_MR = split_microbatches({k: batch[k] for k in keys}, step_cfg.num_microbatches)
-    scored = jax.tree.map(merge_microbatches, jax.lax.map(score, rows_MR))
+    rows_MR = split_microbatches({k: batch[k] for k in keys}, layout.num_microbatches, layout.run)
+    merge = functools.partial(merge_microbatches, run=layout.run)
+    scored = jax.tree.map(merge, jax.lax.map(score, rows_MR))
     mask_RL = batch["completion_mask"]
     rewards_RL = last_token_rewards(batch["rewards"], mask_RL)
     metrics = {}
@@ -252,8 +254,9 @@ def ppo_loss_and_grads(
 ) -> tuple[jax.Array, tuple[PyTree, PyTree], dict[str, jax.Array]]:
     """``(loss, (d/d trainable, d/d critic), metric_sums)`` summed over micro-batches;
     ``loss = policy surrogate (+ beta KL) + value_coef * sum m l_value / N_tokens``."""
-    fwd = _Forward(policy, cfg, step_cfg.rows_per_prompt)
     mask = batch["completion_mask"]
+    layout = step_cfg.layout(mask.shape[0], policy.mesh.size)
+    fwd = _Forward(policy, cfg, layout.rows_per_prompt)
     normalizer = loss_normalizer(mask, loss_cfg)
     num_tokens = jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
     use_old = step_cfg.num_iterations > 1
@@ -295,7 +298,9 @@ def ppo_loss_and_grads(
         rows["is_weights"], _ = importance_weights(
             batch[IS_LOG_RATIOS], mask, step_cfg.off_policy.cfg
         )
-    return accumulate_gradients(loss_fn, (trainable, critic), rows, step_cfg.num_microbatches)
+    return accumulate_gradients(
+        loss_fn, (trainable, critic), rows, layout.num_microbatches, layout.run
+    )
 
 
 def ppo_train_step(

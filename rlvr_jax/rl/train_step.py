@@ -40,7 +40,10 @@ LoRA vs full fine-tuning.
 Loss and gradient accumulation (see ``aggregation.py``, ``microbatch.py``): the normalizer Z
 of the aggregation is computed on the full batch, *before* the split into M strided
 micro-batches, and each micro-batch contributes ``sum_{i in m, t} w[i, t] l[i, t] / Z``, so
-the summed loss, gradients and metrics do not depend on M (nor on the device count).
+the summed loss, gradients and metrics do not depend on M (nor on the device count). The
+split keeps a prompt's G rows in one micro-batch where the prompts divide evenly
+(``TrainStepConfig.layout``), so each prompt's forward runs once per step, not once per
+micro-batch.
 
 Sharding: the state by ``parallel.PARAM_SHARDING_RULES`` (see ``train_state.py``), the
 frozen tree and the reference by the same rules, the batch on ``('data', 'fsdp')``, metrics
@@ -64,7 +67,13 @@ from rlvr_jax.parallel import batch_sharding, param_shardings, replicated
 from rlvr_jax.policy import Policy
 from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
 from rlvr_jax.rl.losses import LossConfig, finalize_metrics, loss_normalizer, policy_loss
-from rlvr_jax.rl.microbatch import accumulate_gradients, merge_microbatches, split_microbatches
+from rlvr_jax.rl.microbatch import (
+    MicrobatchLayout,
+    accumulate_gradients,
+    merge_microbatches,
+    microbatch_layout,
+    split_microbatches,
+)
 from rlvr_jax.rl.off_policy import (
     OffPolicyConfig,
     importance_weights,
@@ -108,7 +117,7 @@ class TrainStepConfig:
     num_microbatches: int  # M: gradient accumulation steps per update (R divisible by M)
     num_iterations: int  # mu: updates per rollout batch; > 1 uses the batch's old_logprobs
     # G: rows p*G .. p*G+G-1 share one prompt (the sampler's layout), so the forward runs each
-    # prompt once per micro-batch group (policy_logprobs.py); 1 assumes nothing about rows.
+    # prompt once for its rows (policy_logprobs.py); 1 assumes nothing about rows.
     group_size: int
     # rl.off_policy with the sampling config it corrects for; None = no correction.
     off_policy: OffPolicyCorrection | None = None
@@ -123,15 +132,11 @@ class TrainStepConfig:
             raise ValueError(f"sampling.num_samples must be >= 1, got {self.group_size}")
         check_remat(self.remat)
 
-    @property
-    def rows_per_prompt(self) -> int:
-        """Consecutive rows of one micro-batch that share a prompt.
-
-        The strided split gives micro-batch m the rows p*G + s with s = m (mod M): G / M
-        consecutive rows per prompt when M divides G; otherwise no sharing is assumed.
-        """
-        G, M = self.group_size, self.num_microbatches
-        return G // M if G % M == 0 else 1
+    def layout(self, rows: int, shards: int) -> MicrobatchLayout:
+        """The micro-batch split of `rows` rows on `shards` devices (`microbatch_layout`):
+        whole prompts per micro-batch where they divide evenly, so that each prompt is run
+        once per step; else strided rows (G / M of a prompt's rows per micro-batch)."""
+        return microbatch_layout(rows, self.group_size, self.num_microbatches, shards)
 
 
 def _check_batch(batch: Batch, step_cfg: TrainStepConfig, loss_cfg: LossConfig) -> None:
@@ -167,6 +172,7 @@ def loss_and_grads(
     use_ref = "ref_logprobs" in batch
     keys = [*INPUT_KEYS, "advantages"] + ["old_logprobs"] * use_old + ["ref_logprobs"] * use_ref
     rows = {k: batch[k] for k in keys}  # only these are split into micro-batches
+    layout = step_cfg.layout(batch["completion_mask"].shape[0], policy.mesh.size)
     if step_cfg.off_policy is not None:
         rows["is_weights"], _ = importance_weights(
             batch[IS_LOG_RATIOS], batch["completion_mask"], step_cfg.off_policy.cfg
@@ -180,7 +186,7 @@ def loss_and_grads(
             mb["prompt_mask"],
             mb["completion_ids"],
             mb["completion_mask"],
-            rows_per_prompt=step_cfg.rows_per_prompt,
+            rows_per_prompt=layout.rows_per_prompt,
         )
         return policy_loss(
             logp_RL,
@@ -194,7 +200,7 @@ def loss_and_grads(
             mb.get("is_weights"),
         )
 
-    return accumulate_gradients(loss_fn, trainable, rows, step_cfg.num_microbatches)
+    return accumulate_gradients(loss_fn, trainable, rows, layout.num_microbatches, layout.run)
 
 
 def correction_metrics(batch: Batch, step_cfg: TrainStepConfig) -> dict[str, jax.Array]:
@@ -311,12 +317,13 @@ def score_rollout(
     needs_old = step_cfg.num_iterations > 1
     correction = step_cfg.off_policy
     keys = scorer_inputs(step_cfg)
-    rows_MR = split_microbatches({k: batch[k] for k in keys}, step_cfg.num_microbatches)
+    layout = step_cfg.layout(batch["completion_mask"].shape[0], policy.mesh.size)
+    rows_MR = split_microbatches({k: batch[k] for k in keys}, layout.num_microbatches, layout.run)
 
     def logprobs(variables: dict[str, PyTree], mb: Batch) -> jax.Array:
         inputs = [mb[k] for k in INPUT_KEYS]
         return completion_logprobs(
-            policy.model, variables, *inputs, rows_per_prompt=step_cfg.rows_per_prompt
+            policy.model, variables, *inputs, rows_per_prompt=layout.rows_per_prompt
         )[0]
 
     def score(mb: Batch) -> Batch:
@@ -324,7 +331,7 @@ def score_rollout(
         variables = policy.variables(frozen, trainable)
         if correction is not None:  # one forward gives both
             out["old_logprobs"], out[IS_LOG_RATIOS] = rollout_policy_logprobs(
-                policy, variables, mb, correction, step_cfg.rows_per_prompt
+                policy, variables, mb, correction, layout.rows_per_prompt
             )
         elif needs_old:
             out["old_logprobs"] = logprobs(variables, mb)
@@ -332,7 +339,8 @@ def score_rollout(
             out["ref_logprobs"] = logprobs(policy.reference_variables(reference), mb)
         return out
 
-    scored = jax.tree.map(merge_microbatches, jax.lax.map(score, rows_MR))
+    merge = functools.partial(merge_microbatches, run=layout.run)
+    scored = jax.tree.map(merge, jax.lax.map(score, rows_MR))
     if not needs_old:
         scored.pop("old_logprobs", None)
     return scored
