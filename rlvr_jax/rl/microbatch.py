@@ -32,6 +32,12 @@ class MicrobatchLayout:
     run: int  # consecutive rows a split keeps in one micro-batch
     rows_per_prompt: int  # consecutive rows of a micro-batch that share a prompt
 
+    def map(self, fn: Callable[[PyTree], PyTree], batch: PyTree) -> PyTree:
+        """`fn` over the micro-batches one at a time (`lax.map`), outputs merged back to
+        [R, ...] rows: a forward-only pass whose peak memory is one micro-batch's."""
+        outs_MR = jax.lax.map(fn, split_microbatches(batch, self.num_microbatches, self.run))
+        return jax.tree.map(lambda x: merge_microbatches(x, self.run), outs_MR)
+
 
 def microbatch_layout(
     rows: int, group_size: int, num_microbatches: int, shards: int = 1

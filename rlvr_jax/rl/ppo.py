@@ -44,7 +44,7 @@ from rlvr_jax.policy import Policy
 from rlvr_jax.rl.gae import generalized_advantages, last_token_rewards, whiten
 from rlvr_jax.rl.kl import get_kl_estimator
 from rlvr_jax.rl.losses import LossConfig, finalize_metrics, loss_normalizer, policy_loss
-from rlvr_jax.rl.microbatch import accumulate_gradients, merge_microbatches, split_microbatches
+from rlvr_jax.rl.microbatch import accumulate_gradients
 from rlvr_jax.rl.off_policy import importance_weights
 from rlvr_jax.rl.policy_logprobs import completion_hidden, logprobs_from_hidden
 from rlvr_jax.rl.train_state import TrainState, apply_if, train_state_shardings
@@ -200,9 +200,7 @@ def score_ppo_rollout(
         return out
 
     keys = scorer_inputs(step_cfg)
-    rows_MR = split_microbatches({k: batch[k] for k in keys}, layout.num_microbatches, layout.run)
-    merge = functools.partial(merge_microbatches, run=layout.run)
-    scored = jax.tree.map(merge, jax.lax.map(score, rows_MR))
+    scored = layout.map(score, {k: batch[k] for k in keys})
     mask_RL = batch["completion_mask"]
     rewards_RL = last_token_rewards(batch["rewards"], mask_RL)
     metrics = {}

@@ -70,9 +70,7 @@ from rlvr_jax.rl.losses import LossConfig, finalize_metrics, loss_normalizer, po
 from rlvr_jax.rl.microbatch import (
     MicrobatchLayout,
     accumulate_gradients,
-    merge_microbatches,
     microbatch_layout,
-    split_microbatches,
 )
 from rlvr_jax.rl.off_policy import (
     OffPolicyConfig,
@@ -318,7 +316,6 @@ def score_rollout(
     correction = step_cfg.off_policy
     keys = scorer_inputs(step_cfg)
     layout = step_cfg.layout(batch["completion_mask"].shape[0], policy.mesh.size)
-    rows_MR = split_microbatches({k: batch[k] for k in keys}, layout.num_microbatches, layout.run)
 
     def logprobs(variables: dict[str, PyTree], mb: Batch) -> jax.Array:
         inputs = [mb[k] for k in INPUT_KEYS]
@@ -339,8 +336,7 @@ def score_rollout(
             out["ref_logprobs"] = logprobs(policy.reference_variables(reference), mb)
         return out
 
-    merge = functools.partial(merge_microbatches, run=layout.run)
-    scored = jax.tree.map(merge, jax.lax.map(score, rows_MR))
+    scored = layout.map(score, {k: batch[k] for k in keys})
     if not needs_old:
         scored.pop("old_logprobs", None)
     return scored
