@@ -64,6 +64,17 @@ if [[ $status -ne 0 && ($status -ne 124 || -n $TRAIN_STEPS) ]]; then
   exit "$status"
 fi
 
+# A run stopped early (SIGTERM, e.g. a session ending) exits 0 after saving its step:
+# with a budget in steps, evaluate only once the budget is reached.
+if [[ -n $TRAIN_STEPS ]]; then
+  reached=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["step"])' \
+    "$OUT/train/final_metrics.json")
+  if ((reached < TRAIN_STEPS)); then
+    stage "train stopped at step $reached of $TRAIN_STEPS: rerun to continue"
+    exit 1
+  fi
+fi
+
 stage "after: evaluating $OUT/train"
 "$PY" scripts/eval.py "${EVAL[@]}" "--workdir=$OUT/train" "--out=$OUT/after" \
   >>"$OUT/after.log" 2>&1
