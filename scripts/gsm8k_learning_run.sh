@@ -78,6 +78,7 @@ fi
 stage "after: evaluating $OUT/train"
 "$PY" scripts/eval.py "${EVAL[@]}" "--workdir=$OUT/train" "--out=$OUT/after" \
   >>"$OUT/after.log" 2>&1
-"$PY" scripts/eval.py --config=configs/gsm8k.py "${PROMPT[@]}" \
-  "--compare=$OUT/after,$OUT/before" "--out=$OUT/compare" >>"$OUT/compare.log" 2>&1
+# The same eval keys: the comparison's pass@k / maj@k follow eval.ks.
+"$PY" scripts/eval.py "${EVAL[@]}" "--compare=$OUT/after,$OUT/before" "--out=$OUT/compare" \
+  >>"$OUT/compare.log" 2>&1
 stage "done: $OUT/compare"
