@@ -50,12 +50,18 @@ def get_config():
     ]
     c.rewards.correctness = "answer_match"
     c.sampling.max_new_tokens = 256
-    c.sampling.prompt_buckets = (128, 256, 512, 1024)
+    # GSM8K's chat prompts are 59-146 tokens (zero-shot): a 160 bucket instead of 256 cuts
+    # the prompt's padded slots from 110 to 14 (prefix forward and attention keys).
+    c.sampling.prompt_buckets = (128, 160, 192, 256, 320, 384, 512, 768, 1024)
     c.rl.prompts_per_step = 8
     # 64 rows x 256 tokens, XLA temporaries of the train step (scripts/memory_analysis.py):
-    # 30.7 GB without remat, 3.2 GB with full remat (rl.remat, scanned layers), 2.0 GB in
-    # two micro-batches (the same gradient). At 512 new tokens use 4 micro-batches (2.0 GB).
-    c.rl.num_microbatches = 2
+    # 30.7 GB without remat, 3.2 GB with full remat (rl.remat, scanned layers), 1.9 GB in
+    # two micro-batches (the same gradient). One prompt per micro-batch, keeping the
+    # attention output and the MLP's gate/up (recomputing the rest) holds 1.8 GB and took
+    # 126 s a step against full remat's 154 s in two (BUILD_NOTES, ninth session); 3.0 GB
+    # at 512 new tokens.
+    c.rl.remat = "save_attention_mlp"
+    c.rl.num_microbatches = 8
     c.eval.every_steps = 50
     c.eval.max_samples = 0  # scripts/eval.py: all 1319 test questions
     c.eval.train_max_samples = 200

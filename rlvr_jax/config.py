@@ -83,7 +83,9 @@ class RLConfig:
     num_iterations: int  # mu: optimizer updates per rollout batch
     num_microbatches: int  # gradient accumulation steps per update
     trainable: str  # 'lora' | 'full' (policy.TRAINABLE_MODES)
-    remat: str  # layers recomputed in the backward: 'none' | 'full' | 'save_dots'
+    # layers recomputed in the backward: 'none' | 'full' | 'save_dots' | 'save_attention'
+    # | 'save_attention_mlp' (models.decoder.REMAT_POLICIES)
+    remat: str
     dynamic_sampling: DynamicSamplingConfig  # DAPO: keep groups whose rewards vary
     off_policy: OffPolicyConfig  # importance weights sampler -> trainer (grpo, ppo)
     ppo: PPOConfig

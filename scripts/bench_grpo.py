@@ -15,7 +15,8 @@ GSM8K-length rollouts (`--max_new_tokens` 256 or 512). Both sides get the same p
 the same order (token ids checked equal) and run in their own process, one after the other,
 so each peak RSS (VmHWM) is that side's alone. TRL runs with its defaults otherwise
 (gradient checkpointing on; `--trl_no_gradient_checkpointing` turns it off); ours
-rematerializes by `--remat` (`rl.remat`: none, or full = TRL's gradient checkpointing) and
+rematerializes by `--remat` (`rl.remat`: none; full = TRL's gradient checkpointing; or a
+policy that also keeps the attention output and the MLP's gate/up, save_attention_mlp) and
 accumulates over `--microbatches` (`rl.num_microbatches`: the same gradient, a lower peak).
 
 Reported per side: per-phase seconds (generation, reference/old logprobs, forward+backward,
@@ -69,7 +70,8 @@ def ours_config(args, beta: float, dtype: str, max_steps: int):
     if args.task == "gsm8k":
         c.data.name, c.data.path, c.data.subset = "gsm8k", args.data_path, ""
         c.data.split, c.data.eval_split = "train", "test"
-        c.sampling.prompt_buckets = (128, 256, 512)
+        gsm8k = sibling_config(str(REPO / "configs" / "gsm8k.py"), "gsm8k")
+        c.sampling.prompt_buckets = gsm8k.sampling.prompt_buckets
     c.model.checkpoint = args.checkpoint
     c.model.dtype = dtype
     c.max_steps = max_steps
@@ -387,7 +389,11 @@ def main():
     parser.add_argument("--max_new_tokens", type=int, default=32)
     parser.add_argument("--task", choices=["arithmetic", "gsm8k"], default="arithmetic")
     parser.add_argument(
-        "--remat", choices=["none", "full", "save_dots"], default="full", help="ours: rl.remat"
+        "--remat",
+        # models.decoder.REMAT_POLICIES (not imported: the TRL worker imports no JAX)
+        choices=["none", "full", "save_dots", "save_attention", "save_attention_mlp"],
+        default="full",
+        help="ours: rl.remat",
     )
     parser.add_argument(
         "--microbatches",

@@ -1,12 +1,15 @@
 """rl.remat recomputes layers in the backward: the same loss and gradients (1e-6), for the
-plain forward and the shared-prompt forward (its KV cache goes through the remat layers)."""
+plain forward and the shared-prompt forward (its KV cache goes through the remat layers);
+the `save_*` policies keep exactly the activations they name."""
+
+import re
 
 import jax
 import numpy as np
 import pytest
 from tiny_rl import LORA, fast_compile, host_batch, loss_config, nonzero_lora, tiny_model
 
-from rlvr_jax.models.decoder import check_remat
+from rlvr_jax.models.decoder import REMAT_POLICIES, check_remat
 from rlvr_jax.parallel import MeshConfig, make_mesh
 from rlvr_jax.policy import Policy
 from rlvr_jax.rl.train_step import TrainStepConfig, loss_and_grads
@@ -26,7 +29,7 @@ def test_remat_gives_the_same_loss_and_gradients(group):
     lora = nonzero_lora(params)
     batch = jax.tree.map(jax.numpy.asarray, host_batch(group=group))
     results, remats = {}, {}
-    for remat in ("none", "full", "save_dots"):
+    for remat in REMAT_POLICIES:
         step_cfg = TrainStepConfig(
             num_microbatches=1, num_iterations=2, group_size=group, remat=remat
         )
@@ -45,10 +48,10 @@ def test_remat_gives_the_same_loss_and_gradients(group):
         results[remat] = run(lora, batch)
         remats[remat] = str(jax.make_jaxpr(run)(lora, batch)).count("remat")
     # The layers are wrapped (the LM head's chunks are rematerialized in every mode).
-    assert remats["full"] > remats["none"] and remats["save_dots"] > remats["none"], remats
+    assert all(remats[r] > remats["none"] for r in REMAT_POLICIES if r != "none"), remats
     loss, grads, _ = results["none"]
     assert float(optax_norm(grads)) > 1e-3
-    for remat in ("full", "save_dots"):
+    for remat in set(REMAT_POLICIES) - {"none"}:
         other_loss, other_grads, _ = results[remat]
         np.testing.assert_allclose(other_loss, loss, rtol=1e-6, atol=1e-7, err_msg=remat)
         jax.tree.map(
@@ -87,3 +90,29 @@ def test_unknown_remat_names_the_key():
         check_remat("some")
     with pytest.raises(ValueError, match="rl.remat"):
         TrainStepConfig(num_microbatches=1, num_iterations=1, group_size=1, remat="some")
+
+
+@pytest.mark.parametrize(
+    "remat, kept",
+    [
+        ("full", []),
+        ("save_attention", ["attention"]),
+        ("save_attention_mlp", ["attention", "mlp", "mlp"]),
+    ],
+)
+def test_named_policies_keep_what_they_name(remat, kept, capsys):
+    """The scan's per-layer residuals [L, B, T, width]: the layer inputs under full remat,
+    plus the attention output (N * H wide) and the MLP's gate and up (F wide) as named."""
+    model, params = tiny_model(num_layers=2)
+    model = model.clone(scan_layers=True, remat=remat)
+    cfg = model.cfg
+    tokens = jax.numpy.ones((2, 5), jax.numpy.int32)
+
+    def loss(params):
+        out = model.apply({"params": params}, tokens, tokens, tokens, method="hidden_states")
+        return jax.numpy.sum(out[0] ** 2)
+
+    jax.ad_checkpoint.print_saved_residuals(loss, params)
+    widths = re.findall(r"f32\[2,2,5,(\d+)\] output of scan", capsys.readouterr().out)
+    width = {"attention": cfg.num_heads * cfg.head_dim, "mlp": cfg.intermediate_size}
+    assert sorted(map(int, widths)) == sorted([cfg.hidden_size] + [width[k] for k in kept])

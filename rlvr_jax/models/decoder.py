@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.ad_checkpoint import checkpoint_name
 from jax.sharding import NamedSharding
 
 from rlvr_jax.models import attention
@@ -40,6 +41,9 @@ from rlvr_jax.models.rope import apply_rope, inverse_frequencies
 
 # The window of a full-attention layer when windows are per-layer arrays (scanned layers).
 _NO_WINDOW = jnp.iinfo(jnp.int32).max
+
+# Names of the activations that the `save_*` remat policies keep (`checkpoint_name`).
+ATTENTION_OUT, MLP_GATE, MLP_UP = "attention_out", "mlp_gate", "mlp_up"
 
 
 class RMSNorm(nn.Module):
@@ -208,7 +212,7 @@ class Attention(nn.Module):
             out_BTKEH = attention.in_query_chunks(attend_out, *queries, attention.QUERY_CHUNK)
         else:
             out_BTKEH = attend_out(*queries)
-        out_BTD = out_BTKEH.reshape(B, T, N * H)
+        out_BTD = checkpoint_name(out_BTKEH.reshape(B, T, N * H), ATTENTION_OUT)
         out_BTD = Dense(cfg.hidden_size, False, self.lora_scale, name="o_proj")(out_BTD)
         return out_BTD, written
 
@@ -237,6 +241,7 @@ class MLP(nn.Module):
         cfg = self.cfg
         gate = Dense(cfg.intermediate_size, False, self.lora_scale, name="gate_proj")(x_BTD)
         up = Dense(cfg.intermediate_size, False, self.lora_scale, name="up_proj")(x_BTD)
+        gate, up = checkpoint_name(gate, MLP_GATE), checkpoint_name(up, MLP_UP)
         if cfg.mlp_activation == "silu":
             act = jax.nn.silu(gate)
         else:
@@ -270,6 +275,10 @@ REMAT_POLICIES = {
     "none": None,
     "full": jax.checkpoint_policies.nothing_saveable,
     "save_dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "save_attention": jax.checkpoint_policies.save_only_these_names(ATTENTION_OUT),
+    "save_attention_mlp": jax.checkpoint_policies.save_only_these_names(
+        ATTENTION_OUT, MLP_GATE, MLP_UP
+    ),
 }
 
 
