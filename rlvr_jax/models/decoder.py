@@ -306,8 +306,10 @@ class Decoder(nn.Module):
     row_sharding: NamedSharding | None = None
     # Rematerialization of each layer in the backward (`rl.remat`, REMAT_POLICIES): 'none'
     # keeps every activation, 'full' recomputes the layer, 'save_dots' keeps only the
-    # matmul outputs. A training-only setting: the train step differentiates a clone of
-    # the policy's model with it (Policy.for_training); the sampler never uses it. Needs
+    # matmul outputs, 'save_attention' the attention output (so the replay skips the
+    # attention) and 'save_attention_mlp' also the MLP's gate and up. A training-only
+    # setting: the train step differentiates a clone of the policy's model with it
+    # (Policy.for_training); the sampler never uses it. Needs
     # `scan_layers`: only a scan makes the backward recompute one layer at a time. With
     # unrolled layers XLA:CPU scheduled the recomputations of all 30 layers together, and
     # 'full' then needed more memory than 'none' (32.0 vs 20.8 GB for 64 rows x 256
