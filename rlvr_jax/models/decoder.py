@@ -479,15 +479,23 @@ class Decoder(nn.Module):
         return x_BTD, new_k, new_v
 
     def logits(self, hidden_BTD):
-        cfg = self.cfg
-        kernel_DV = self.embed["embedding"].T if cfg.tie_embeddings else self.lm_head["kernel"]
-        logits_BTV = jnp.dot(
-            hidden_BTD, kernel_DV.astype(hidden_BTD.dtype), preferred_element_type=jnp.float32
-        )
-        if cfg.final_logit_softcap is not None:
-            cap = cfg.final_logit_softcap
-            logits_BTV = jnp.tanh(logits_BTV / cap) * cap
-        return self._by_row(logits_BTV)
+        kernel_DV = self.head_kernel()
+        return self._by_row(head_logits(hidden_BTD, kernel_DV, self.cfg.final_logit_softcap))
+
+    def head_kernel(self):
+        """The LM head's [D, V] kernel: the embedding's transpose when they are tied."""
+        return self.embed["embedding"].T if self.cfg.tie_embeddings else self.lm_head["kernel"]
+
+
+def head_logits(hidden_BTD: jax.Array, kernel_DV: jax.Array, softcap: float | None) -> jax.Array:
+    """float32 logits [B, T, V] of final hidden states, capped at `softcap` (Gemma's final
+    logit softcap) unless None: `Decoder.logits` without the row placement."""
+    logits_BTV = jnp.dot(
+        hidden_BTD, kernel_DV.astype(hidden_BTD.dtype), preferred_element_type=jnp.float32
+    )
+    if softcap is not None:
+        logits_BTV = jnp.tanh(logits_BTV / softcap) * softcap
+    return logits_BTV
 
 
 def left_padded_positions(mask_BT: jax.Array) -> jax.Array:

@@ -32,7 +32,12 @@ import jax.numpy as jnp
 
 from rlvr_jax.models.decoder import Decoder, left_padded_positions
 from rlvr_jax.models.prefill import prefill_shared
-from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
+from rlvr_jax.rl.head_logprobs import (
+    LOGITS_CHUNK_TOKENS,
+    from_chunks,
+    head_token_logprobs,
+    to_chunks,
+)
 
 
 def completion_hidden(
@@ -74,13 +79,6 @@ def completion_hidden(
     return hidden_RTD[:, P - 1 : P + L - 1]
 
 
-# Completion tokens per LM-head chunk. The [R, L, V] logits (with their log-softmax and,
-# in the backward, their gradient) were the largest buffers of the train step: 64 rows x
-# 48 tokens x 49152 vocabulary is 604 MB per copy. Chunked and rematerialized, at most
-# [R, 16, V] is alive at once; the backward pays one more LM-head forward.
-LOGITS_CHUNK_TOKENS = 16
-
-
 def map_logit_chunks(
     model: Decoder,
     variables: dict[str, Any],
@@ -91,22 +89,16 @@ def map_logit_chunks(
     """``per_token(logits_RCV, ids_RC) -> ([R, C] arrays)`` over the completion tokens'
     logits, ``LOGITS_CHUNK_TOKENS`` tokens at a time, each chunk rematerialized (rows stay
     whole, so their sharding does too); returns the [R, L] arrays."""
-    R, L, D = hidden_RLD.shape
+    L = completion_ids_RL.shape[1]
     chunk = min(LOGITS_CHUNK_TOKENS, L)
-    n = -(-L // chunk)
-    pad = n * chunk - L
-    hidden_NRCD = jnp.pad(hidden_RLD, ((0, 0), (0, pad), (0, 0)))
-    hidden_NRCD = hidden_NRCD.reshape(R, n, chunk, D).transpose(1, 0, 2, 3)
-    ids_NRC = jnp.pad(completion_ids_RL, ((0, 0), (0, pad))).reshape(R, n, chunk)
-    ids_NRC = ids_NRC.transpose(1, 0, 2)
 
     @jax.checkpoint
     def one_chunk(args):
         hidden_RCD, ids_RC = args
         return per_token(model.apply(variables, hidden_RCD, method=Decoder.logits), ids_RC)
 
-    outs_NRC = jax.lax.map(one_chunk, (hidden_NRCD, ids_NRC))
-    return tuple(x.transpose(1, 0, 2).reshape(R, n * chunk)[:, :L] for x in outs_NRC)
+    chunks = (to_chunks(hidden_RLD, chunk), to_chunks(completion_ids_RL, chunk))
+    return tuple(from_chunks(x, L) for x in jax.lax.map(one_chunk, chunks))
 
 
 def logprobs_from_hidden(
@@ -118,13 +110,11 @@ def logprobs_from_hidden(
     temperature: float = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
     """``(logp_RL, entropy_RL)`` of the completion tokens from their hidden states, the
-    LM head run in chunks (`map_logit_chunks`)."""
-    logp_RL, entropy_RL = map_logit_chunks(
-        model,
-        variables,
-        hidden_RLD,
-        completion_ids_RL,
-        lambda logits, ids: token_logprobs_and_entropy(logits, ids, temperature),
+    LM head run in chunks, its input gradient formed in the forward (head_logprobs.py)."""
+    kernel_DV = model.apply(variables, method=Decoder.head_kernel)
+    softcap = model.cfg.final_logit_softcap
+    logp_RL, entropy_RL = head_token_logprobs(
+        hidden_RLD, kernel_DV, completion_ids_RL, softcap, temperature
     )
     valid_RL = completion_mask_RL > 0
     return jnp.where(valid_RL, logp_RL, 0.0), jnp.where(valid_RL, entropy_RL, 0.0)
