@@ -23,11 +23,13 @@ Without differentiation the plain forward runs (the scorer's reference logprobs)
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from rlvr_jax.models.decoder import head_logits
+from rlvr_jax.rl.logprobs import token_logprobs_and_entropy
 
 # Completion tokens per LM-head chunk: at most [R, 16, V] logits are alive at once (64 rows
 # x 48 tokens x 49152 was 604 MB per copy before chunking, the train step's largest).
@@ -46,6 +48,15 @@ def from_chunks(x_NRC: jax.Array, length: int) -> jax.Array:
     """[n, R, chunk, ...] -> [R, length, ...] (`to_chunks` undone)."""
     x_RNC = jnp.moveaxis(x_NRC, 0, 1)
     return x_RNC.reshape(x_RNC.shape[0], -1, *x_RNC.shape[3:])[:, :length]
+
+
+def map_token_chunks(fn: Callable[..., tuple[jax.Array, ...]], *xs_RL: jax.Array):
+    """`fn(*chunks)` over ``LOGITS_CHUNK_TOKENS`` tokens of the [R, L, ...] arrays at a time
+    (`lax.map`); returns its outputs merged back to [R, L, ...]."""
+    L = xs_RL[0].shape[1]
+    chunk = min(LOGITS_CHUNK_TOKENS, L)
+    outs = jax.lax.map(lambda xs: fn(*xs), tuple(to_chunks(x, chunk) for x in xs_RL))
+    return tuple(from_chunks(x, L) for x in outs)
 
 
 def _chunk(hidden_RCD, kernel_DV, ids_RC, softcap, temperature):
@@ -73,28 +84,24 @@ def head_token_logprobs(
     """``(logp_RL, entropy_RL)`` float32 of tokens ``ids_RL`` under the head
     ``c(hidden @ kernel) / temperature`` (module docstring), ``LOGITS_CHUNK_TOKENS`` at a time."""
 
-    def one(xs):
-        return _chunk(xs[0], kernel_DV, xs[1], softcap, temperature)[:2]
+    def one(hidden_RCD, ids_RC):
+        logits_RCV = head_logits(hidden_RCD, kernel_DV, softcap)
+        return token_logprobs_and_entropy(logits_RCV, ids_RC, temperature)
 
-    L, chunk = ids_RL.shape[1], min(LOGITS_CHUNK_TOKENS, ids_RL.shape[1])
-    outs = jax.lax.map(one, (to_chunks(hidden_RLD, chunk), to_chunks(ids_RL, chunk)))
-    return tuple(from_chunks(x, L) for x in outs)
+    return map_token_chunks(one, hidden_RLD, ids_RL)
 
 
 def _fwd(hidden_RLD, kernel_DV, ids_RL, softcap, temperature):
-    L, chunk = ids_RL.shape[1], min(LOGITS_CHUNK_TOKENS, ids_RL.shape[1])
+    kernel_DV32 = kernel_DV.astype(jnp.float32)
 
-    def one(xs):
-        hidden_RCD, ids_RC = xs
+    def one(hidden_RCD, ids_RC):
         logp_RC, entropy_RC, dlogits_RCV = _chunk(
             hidden_RCD, kernel_DV, ids_RC, softcap, temperature
         )
-        kernel = kernel_DV.astype(jnp.float32)
-        dhidden_RCD = jnp.dot(dlogits_RCV, kernel.T, preferred_element_type=jnp.float32)
+        dhidden_RCD = jnp.dot(dlogits_RCV, kernel_DV32.T, preferred_element_type=jnp.float32)
         return logp_RC, entropy_RC, dhidden_RCD
 
-    outs = jax.lax.map(one, (to_chunks(hidden_RLD, chunk), to_chunks(ids_RL, chunk)))
-    logp_RL, entropy_RL, dhidden_RLD = (from_chunks(x, L) for x in outs)
+    logp_RL, entropy_RL, dhidden_RLD = map_token_chunks(one, hidden_RLD, ids_RL)
     return (logp_RL, entropy_RL), (hidden_RLD, kernel_DV, ids_RL, dhidden_RLD)
 
 

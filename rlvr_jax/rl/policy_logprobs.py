@@ -32,12 +32,7 @@ import jax.numpy as jnp
 
 from rlvr_jax.models.decoder import Decoder, left_padded_positions
 from rlvr_jax.models.prefill import prefill_shared
-from rlvr_jax.rl.head_logprobs import (
-    LOGITS_CHUNK_TOKENS,
-    from_chunks,
-    head_token_logprobs,
-    to_chunks,
-)
+from rlvr_jax.rl.head_logprobs import head_token_logprobs, map_token_chunks
 
 
 def completion_hidden(
@@ -89,16 +84,12 @@ def map_logit_chunks(
     """``per_token(logits_RCV, ids_RC) -> ([R, C] arrays)`` over the completion tokens'
     logits, ``LOGITS_CHUNK_TOKENS`` tokens at a time, each chunk rematerialized (rows stay
     whole, so their sharding does too); returns the [R, L] arrays."""
-    L = completion_ids_RL.shape[1]
-    chunk = min(LOGITS_CHUNK_TOKENS, L)
 
     @jax.checkpoint
-    def one_chunk(args):
-        hidden_RCD, ids_RC = args
+    def one_chunk(hidden_RCD, ids_RC):
         return per_token(model.apply(variables, hidden_RCD, method=Decoder.logits), ids_RC)
 
-    chunks = (to_chunks(hidden_RLD, chunk), to_chunks(completion_ids_RL, chunk))
-    return tuple(from_chunks(x, L) for x in jax.lax.map(one_chunk, chunks))
+    return map_token_chunks(one_chunk, hidden_RLD, completion_ids_RL)
 
 
 def logprobs_from_hidden(
