@@ -157,11 +157,15 @@ def test_shared_prefix_decoder_equals_uncached_forward(family, scan):
 
 
 def test_query_chunks_equal_one_block(family, monkeypatch):
-    """Queries attended in chunks (each rematerialized; the last one padded): the same
+    """Queries attended in chunks (each rematerialized; the last one ragged): the same
     logits (1e-5) and parameter gradients (within 1e-5 of each leaf's largest entry: the
     chunked sums are reordered float32 sums of thousands of terms; a wrong mask or a
-    dropped chunk moves entries by their own size) as one block, with and without a shared
-    prefix in the cache."""
+    dropped chunk moves entries by their own size) as one block. Three forwards: the
+    completions into a fresh cache of their own length after a shared prefix and a plain
+    prompt forward (causal chunks, which skip the later slots), and the completions into a
+    cache with more slots than tokens (`lax.map` chunks over every slot). Padding
+    positions are left out: a query with no visible key averages whatever keys its chunk
+    reads."""
     name, cfg, params = family
     G, L = 2, 7
     tokens_BP, mask_BP, completions_RL = _rows(1, G, L, cfg.vocab_size)
@@ -169,21 +173,27 @@ def test_query_chunks_equal_one_block(family, monkeypatch):
     positions_RL = mask_BP.sum(1).repeat(G)[:, None] + np.arange(L)[None, :]
     ones_RL = np.ones_like(positions_RL)
     weights = np.random.default_rng(2).normal(size=(2 * G, L, cfg.vocab_size))
+    valid_BP1 = mask_BP[..., None]
 
     def loss(params):
         variables = {"params": params}
-        _, cache = prefill_shared(model, variables, tokens_BP, mask_BP, L, G)
-        logits, _ = model.apply(variables, completions_RL, positions_RL, ones_RL, cache)
+        outs = []
+        for own_slots in (L, L + 2):
+            _, cache = prefill_shared(model, variables, tokens_BP, mask_BP, own_slots, G)
+            logits, _ = model.apply(variables, completions_RL, positions_RL, ones_RL, cache)
+            outs.append(logits)
         plain, _ = model.apply(variables, tokens_BP, left_padded_positions(mask_BP), mask_BP)
-        return jnp.sum(logits * weights) + jnp.sum(plain**2) * 1e-3, (logits, plain)
+        plain = plain * valid_BP1
+        total = sum(jnp.sum(logits * weights) for logits in outs) + jnp.sum(plain**2) * 1e-3
+        return total, (*outs, plain)
 
     results = {}
     for chunk in (attn.QUERY_CHUNK, 3):
         monkeypatch.setattr(attn, "QUERY_CHUNK", chunk)
         results[chunk] = jax.grad(loss, has_aux=True)(params)
-    (g_whole, (l_whole, p_whole)), (g_chunk, (l_chunk, p_chunk)) = results.values()
-    np.testing.assert_allclose(np.asarray(l_chunk), np.asarray(l_whole), atol=1e-5, err_msg=name)
-    np.testing.assert_allclose(np.asarray(p_chunk), np.asarray(p_whole), atol=1e-5, err_msg=name)
+    (g_whole, whole), (g_chunk, chunked) = results.values()
+    for a, b in zip(chunked, whole, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, err_msg=name)
     for a, b in zip(jax.tree.leaves(g_chunk), jax.tree.leaves(g_whole), strict=True):
         scale = max(1.0, float(np.abs(b).max()))
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), 0, 1e-5 * scale, err_msg=name)

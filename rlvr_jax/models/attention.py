@@ -6,7 +6,8 @@ A query reads up to two sets of keys:
     (`KVCache.prefix`), stored and read once per prompt, not once per row; the G rows'
     queries become extra query heads of one dot against it;
   * the row's **own slots** (its completion), read whole, or while decoding in chunks of
-    `read_chunk` slots up to the filled length only (`KVCache.read_chunk`).
+    `read_chunk` slots up to the filled length only (`KVCache.read_chunk`), or, in a long
+    causal forward, up to the last query of each query chunk.
 
 Each block yields partial softmax statistics (`Stats`: running max, sum of exponentials,
 exponential-weighted values) that merge exactly (the online-softmax identity), so the
@@ -30,7 +31,10 @@ MASKED = -1e30
 # A forward over more query tokens than this (a long prompt's prefill, the train step's
 # completions) attends in chunks of this many queries, each rematerialized: the scores of
 # one chunk [R, K, QUERY_CHUNK, E, S] are alive at a time, in the backward too, instead of
-# [R, K, T, E, S] per layer (64 rows x 512 tokens: 1.2 GB a layer).
+# [R, K, T, E, S] per layer (64 rows x 512 tokens: 1.2 GB a layer). Where the T tokens
+# are the own slots 0 .. T-1, a chunk reads only the slots up to its last query
+# (`in_causal_query_chunks`). 64 and 32 were measured no faster (BUILD_NOTES, eleventh
+# session) and hold more memory.
 QUERY_CHUNK = 128
 
 
@@ -188,14 +192,14 @@ def chunked_own_stats(
 
 
 def in_query_chunks(
-    attend: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    attend: Callable[..., jax.Array],
     q_RTKEH: jax.Array,
     q_positions_RT: jax.Array,
     q_slots_T: jax.Array,
     chunk: int,
 ) -> jax.Array:
     """`attend(q, q_positions, q_slots) -> out [R, t, K, E, H]` over chunks of `chunk`
-    query tokens (the last one padded), each under `jax.checkpoint`."""
+    query tokens (the last one padded), each under `jax.checkpoint`, in one `lax.map`."""
     R, T = q_positions_RT.shape
     n = -(-T // chunk)
     pad = n * chunk - T
@@ -214,6 +218,31 @@ def in_query_chunks(
     )
     out_RNCKEH = jnp.moveaxis(out_NRCKEH, 0, 1)
     return out_RNCKEH.reshape(R, n * chunk, *out_RNCKEH.shape[3:])[:, :T]
+
+
+def in_causal_query_chunks(
+    attend: Callable[..., jax.Array],
+    q_RTKEH: jax.Array,
+    q_positions_RT: jax.Array,
+    q_slots_T: jax.Array,
+    chunk: int,
+) -> jax.Array:
+    """`in_query_chunks` for a forward whose T tokens fill own slots 0 .. T-1 (no cache,
+    or a fresh one of T slots): the chunk of queries [s, e) can see own slots [0, e) only,
+    so `attend(q, q_positions, q_slots, e)` reads those and skips the keys every query of
+    the chunk masks. A Python loop of static shapes (the chunks differ in key length),
+    each chunk under `jax.checkpoint`: at 256 tokens in chunks of 128 the own-slot scores
+    are 3 of 4 blocks."""
+    T = q_positions_RT.shape[1]
+    outs = []
+    for s in range(0, T, chunk):
+        e = min(s + chunk, T)
+
+        def one(q, q_positions, q_slots, e=e):
+            return attend(q, q_positions, q_slots, e)
+
+        outs.append(jax.checkpoint(one)(q_RTKEH[:, s:e], q_positions_RT[:, s:e], q_slots_T[s:e]))
+    return jnp.concatenate(outs, axis=1)
 
 
 def empty_stats(q_RTKEH: jax.Array) -> Stats:

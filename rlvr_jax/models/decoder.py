@@ -175,7 +175,8 @@ class Attention(nn.Module):
             k_BKSH = jax.lax.dynamic_index_in_dim(written[0], kv.layer, keepdims=False)
             v_BKSH = jax.lax.dynamic_index_in_dim(written[1], kv.layer, keepdims=False)
 
-        def attend(q_BTKEH, q_positions_BT, q_slots_T):
+        def attend(q_BTKEH, q_positions_BT, q_slots_T, own_end=None):
+            """Attention over the prefix and own slots [0, own_end) (None: all of them)."""
             stats = None
             if kv is not None and kv.prefix_k is not None:
                 stats = attention.prefix_stats(
@@ -200,7 +201,13 @@ class Attention(nn.Module):
                     **opts,
                 )
             block = attention.own_stats(
-                *own, k_BKSH, v_BKSH, keys.positions_RS, keys.valid_RS, 0, **opts
+                *own,
+                k_BKSH[:, :, :own_end],
+                v_BKSH[:, :, :own_end],
+                keys.positions_RS[:, :own_end],
+                keys.valid_RS[:, :own_end],
+                0,
+                **opts,
             )
             return block if stats is None else attention.merge(stats, block)
 
@@ -208,10 +215,16 @@ class Attention(nn.Module):
             return attention.finish(attend(*queries), x_BTD.dtype)
 
         queries = (q_BTKEH, keys.q_positions_RT, keys.q_slots_T)
-        if T > attention.QUERY_CHUNK:
-            out_BTKEH = attention.in_query_chunks(attend_out, *queries, attention.QUERY_CHUNK)
-        else:
+        if T <= attention.QUERY_CHUNK:
             out_BTKEH = attend_out(*queries)
+        elif k_BKSH.shape[2] == T:
+            # T tokens written into T own slots start at slot 0 (the train step's and the
+            # scorer's completions, a prompt's prefill): queries see no later slot.
+            out_BTKEH = attention.in_causal_query_chunks(
+                attend_out, *queries, attention.QUERY_CHUNK
+            )
+        else:
+            out_BTKEH = attention.in_query_chunks(attend_out, *queries, attention.QUERY_CHUNK)
         out_BTD = checkpoint_name(out_BTKEH.reshape(B, T, N * H), ATTENTION_OUT)
         out_BTD = Dense(cfg.hidden_size, False, self.lora_scale, name="o_proj")(out_BTD)
         return out_BTD, written
