@@ -33,7 +33,7 @@ MASKED = -1e30
 # one chunk [R, K, QUERY_CHUNK, E, S] are alive at a time, in the backward too, instead of
 # [R, K, T, E, S] per layer (64 rows x 512 tokens: 1.2 GB a layer). Where the T tokens
 # are the own slots 0 .. T-1, a chunk reads only the slots up to its last query
-# (`in_causal_query_chunks`). 64 and 32 were measured no faster (BUILD_NOTES, eleventh
+# (`in_query_chunks`, causal). 64 and 32 were measured no faster (BUILD_NOTES, eleventh
 # session) and hold more memory.
 QUERY_CHUNK = 128
 
@@ -197,9 +197,19 @@ def in_query_chunks(
     q_positions_RT: jax.Array,
     q_slots_T: jax.Array,
     chunk: int,
+    causal: bool,
 ) -> jax.Array:
     """`attend(q, q_positions, q_slots) -> out [R, t, K, E, H]` over chunks of `chunk`
-    query tokens (the last one padded), each under `jax.checkpoint`, in one `lax.map`."""
+    query tokens, each under `jax.checkpoint`.
+
+    ``causal``: the forward's T tokens fill own slots 0 .. T-1 (no cache, or a fresh one
+    of T slots), so the chunk of queries [s, e) can see own slots [0, e) only and
+    `attend(q, q_positions, q_slots, e)` reads just those, skipping the keys every query of
+    the chunk masks: a Python loop of static shapes (the chunks differ in key length; at
+    256 tokens in chunks of 128 the own-slot scores are 3 of 4 blocks). Otherwise every
+    chunk reads every slot, in one `lax.map` (the last chunk padded)."""
+    if causal:
+        return _causal_query_chunks(attend, q_RTKEH, q_positions_RT, q_slots_T, chunk)
     R, T = q_positions_RT.shape
     n = -(-T // chunk)
     pad = n * chunk - T
@@ -220,19 +230,7 @@ def in_query_chunks(
     return out_RNCKEH.reshape(R, n * chunk, *out_RNCKEH.shape[3:])[:, :T]
 
 
-def in_causal_query_chunks(
-    attend: Callable[..., jax.Array],
-    q_RTKEH: jax.Array,
-    q_positions_RT: jax.Array,
-    q_slots_T: jax.Array,
-    chunk: int,
-) -> jax.Array:
-    """`in_query_chunks` for a forward whose T tokens fill own slots 0 .. T-1 (no cache,
-    or a fresh one of T slots): the chunk of queries [s, e) can see own slots [0, e) only,
-    so `attend(q, q_positions, q_slots, e)` reads those and skips the keys every query of
-    the chunk masks. A Python loop of static shapes (the chunks differ in key length),
-    each chunk under `jax.checkpoint`: at 256 tokens in chunks of 128 the own-slot scores
-    are 3 of 4 blocks."""
+def _causal_query_chunks(attend, q_RTKEH, q_positions_RT, q_slots_T, chunk):
     T = q_positions_RT.shape[1]
     outs = []
     for s in range(0, T, chunk):

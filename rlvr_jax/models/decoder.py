@@ -215,16 +215,15 @@ class Attention(nn.Module):
             return attention.finish(attend(*queries), x_BTD.dtype)
 
         queries = (q_BTKEH, keys.q_positions_RT, keys.q_slots_T)
-        if T <= attention.QUERY_CHUNK:
-            out_BTKEH = attend_out(*queries)
-        elif k_BKSH.shape[2] == T:
+        if T > attention.QUERY_CHUNK:
             # T tokens written into T own slots start at slot 0 (the train step's and the
             # scorer's completions, a prompt's prefill): queries see no later slot.
-            out_BTKEH = attention.in_causal_query_chunks(
-                attend_out, *queries, attention.QUERY_CHUNK
+            causal = k_BKSH.shape[2] == T
+            out_BTKEH = attention.in_query_chunks(
+                attend_out, *queries, attention.QUERY_CHUNK, causal
             )
         else:
-            out_BTKEH = attention.in_query_chunks(attend_out, *queries, attention.QUERY_CHUNK)
+            out_BTKEH = attend_out(*queries)
         out_BTD = checkpoint_name(out_BTKEH.reshape(B, T, N * H), ATTENTION_OUT)
         out_BTD = Dense(cfg.hidden_size, False, self.lora_scale, name="o_proj")(out_BTD)
         return out_BTD, written
