@@ -59,8 +59,9 @@ def get_config():
     # two micro-batches (the same gradient). One prompt per micro-batch, keeping the
     # attention output and the MLP's gate/up (recomputing the rest) holds 1.8 GB and took
     # 126 s a step against full remat's 154 s in two (BUILD_NOTES, ninth session); 3.0 GB
-    # at 512 new tokens.
-    c.rl.remat = "save_attention_mlp"
+    # at 512 new tokens. Keeping the query, key and value too: 96.6 s against 104.5 for
+    # 0.2 GB more peak (twelfth session).
+    c.rl.remat = "save_qkv_attention_mlp"
     c.rl.num_microbatches = 8
     c.eval.every_steps = 50
     c.eval.max_samples = 0  # scripts/eval.py: all 1319 test questions

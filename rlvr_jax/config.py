@@ -84,7 +84,7 @@ class RLConfig:
     num_microbatches: int  # gradient accumulation steps per update
     trainable: str  # 'lora' | 'full' (policy.TRAINABLE_MODES)
     # layers recomputed in the backward: 'none' | 'full' | 'save_dots' | 'save_attention'
-    # | 'save_attention_mlp' (models.decoder.REMAT_POLICIES)
+    # | 'save_attention_mlp' | 'save_qkv_attention_mlp' (models.decoder.REMAT_POLICIES)
     remat: str
     dynamic_sampling: DynamicSamplingConfig  # DAPO: keep groups whose rewards vary
     off_policy: OffPolicyConfig  # importance weights sampler -> trainer (grpo, ppo)

@@ -16,7 +16,8 @@ the same order (token ids checked equal) and run in their own process, one after
 so each peak RSS (VmHWM) is that side's alone. TRL runs with its defaults otherwise
 (gradient checkpointing on; `--trl_no_gradient_checkpointing` turns it off); ours
 rematerializes by `--remat` (`rl.remat`: none; full = TRL's gradient checkpointing; or a
-policy that also keeps the attention output and the MLP's gate/up, save_attention_mlp) and
+policy that keeps named activations, e.g. save_qkv_attention_mlp: the query, key, value,
+attention output and the MLP's gate/up) and
 accumulates over `--microbatches` (`rl.num_microbatches`: the same gradient, a lower peak).
 
 Reported per side: per-phase seconds (generation, reference/old logprobs, forward+backward,
@@ -391,7 +392,14 @@ def main():
     parser.add_argument(
         "--remat",
         # models.decoder.REMAT_POLICIES (not imported: the TRL worker imports no JAX)
-        choices=["none", "full", "save_dots", "save_attention", "save_attention_mlp"],
+        choices=[
+            "none",
+            "full",
+            "save_dots",
+            "save_attention",
+            "save_attention_mlp",
+            "save_qkv_attention_mlp",
+        ],
         default="full",
         help="ours: rl.remat",
     )

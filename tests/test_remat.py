@@ -99,11 +99,13 @@ def test_unknown_remat_names_the_key():
         ("full", []),
         ("save_attention", ["attention"]),
         ("save_attention_mlp", ["attention", "mlp", "mlp"]),
+        ("save_qkv_attention_mlp", ["q", "k", "v", "attention", "mlp", "mlp"]),
     ],
 )
 def test_named_policies_keep_what_they_name(remat, kept, capsys):
-    """The scan's per-layer residuals [L, B, T, width]: the layer inputs under full remat,
-    plus the attention output (N * H wide) and the MLP's gate and up (F wide) as named."""
+    """The scan's per-layer residuals [L, B, T, ...]: the layer inputs under full remat,
+    plus the attention output (N * H wide), the MLP's gate and up (F wide) and the query,
+    key and value ([N, H], [K, H]) as named."""
     model, params = tiny_model(num_layers=2)
     model = model.clone(scan_layers=True, remat=remat)
     cfg = model.cfg
@@ -114,6 +116,13 @@ def test_named_policies_keep_what_they_name(remat, kept, capsys):
         return jax.numpy.sum(out[0] ** 2)
 
     jax.ad_checkpoint.print_saved_residuals(loss, params)
-    widths = re.findall(r"f32\[2,2,5,(\d+)\] output of scan", capsys.readouterr().out)
-    width = {"attention": cfg.num_heads * cfg.head_dim, "mlp": cfg.intermediate_size}
-    assert sorted(map(int, widths)) == sorted([cfg.hidden_size] + [width[k] for k in kept])
+    saved = re.findall(r"f32\[2,2,5,([\d,]+)\] output of scan", capsys.readouterr().out)
+    N, K, H = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+    shape = {
+        "attention": f"{N * H}",
+        "mlp": f"{cfg.intermediate_size}",
+        "q": f"{N},{H}",
+        "k": f"{K},{H}",
+        "v": f"{K},{H}",
+    }
+    assert sorted(saved) == sorted([f"{cfg.hidden_size}"] + [shape[k] for k in kept])

@@ -26,6 +26,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from rlvr_jax.models import attention_dots
+
 # Finite, so a query with no visible key (a padding row) gives a uniform softmax, not NaN.
 MASKED = -1e30
 # A forward over more query tokens than this (a long prompt's prefill, the train step's
@@ -97,17 +99,17 @@ def _scores(scores, scale: float, softcap: float | None):
     return scores
 
 
-def _block(scores, visible, v, dims, dtype):
-    """(max, sum, weighted values) over the last axis of `scores`, masked by `visible`."""
+def _block(scores, visible, v_XNH, dtype):
+    """(max, sum, weighted values) over the last axis of `scores` [X, X, .., N], masked by
+    `visible`, with values [X, X, N, H] (X: the two batch axes)."""
     scores = jnp.where(visible, scores, MASKED)
     # The result does not depend on the shift (it cancels in `finish`): no gradient through
     # the max, as in jax.nn.softmax.
     m = jax.lax.stop_gradient(jnp.max(scores, axis=-1))
     p = jnp.exp(scores - m[..., None])
-    out = jax.lax.dot_general(
-        p.astype(dtype), v.astype(dtype), dims, preferred_element_type=jnp.float32
-    )
-    return m, jnp.sum(p, axis=-1), out
+    p_XMN = p.astype(dtype).reshape(*v_XNH.shape[:2], -1, p.shape[-1])
+    out_XMH = attention_dots.weighted_values(p_XMN, v_XNH.astype(dtype))
+    return m, jnp.sum(p, axis=-1), out_XMH.reshape(*p.shape[:-1], v_XNH.shape[-1])
 
 
 def own_stats(
@@ -129,20 +131,11 @@ def own_stats(
     visible_RTS = valid_RS[:, None, :] & (slots_S[None, None, :] <= q_slots_T[None, :, None])
     if window is not None:
         visible_RTS &= q_positions_RT[:, :, None] - positions_RS[:, None, :] < window
-    scores_RKTES = jax.lax.dot_general(
-        q_RTKEH,
-        k_RKSH.astype(q_RTKEH.dtype),
-        (((4,), (3,)), ((0, 2), (0, 1))),
-        preferred_element_type=jnp.float32,
-    )
-    scores_RKTES = _scores(scores_RKTES, scale, softcap)
-    m, s, out = _block(
-        scores_RKTES,
-        visible_RTS[:, None, :, None, :],
-        v_RKSH,
-        (((4,), (2,)), ((0, 1), (0, 1))),
-        q_RTKEH.dtype,
-    )
+    R, T, K, E, H = q_RTKEH.shape
+    q_RKMH = q_RTKEH.transpose(0, 2, 1, 3, 4).reshape(R, K, T * E, H)
+    scores_RKMS = attention_dots.scores(q_RKMH, k_RKSH.astype(q_RTKEH.dtype))
+    scores_RKTES = _scores(scores_RKMS.reshape(R, K, T, E, -1), scale, softcap)
+    m, s, out = _block(scores_RKTES, visible_RTS[:, None, :, None, :], v_RKSH, q_RTKEH.dtype)
     return Stats(m, s, out)
 
 
@@ -270,22 +263,16 @@ def prefix_stats(
     R, T, K, E, H = q_RTKEH.shape
     B = k_BKPH.shape[0]
     G = R // B
-    q_BGTKEH = q_RTKEH.reshape(B, G, T, K, E, H)
-    scores_BKGTEP = jax.lax.dot_general(
-        q_BGTKEH,
-        k_BKPH.astype(q_RTKEH.dtype),
-        (((5,), (3,)), ((0, 3), (0, 1))),
-        preferred_element_type=jnp.float32,
-    )
-    scores_BKGTEP = _scores(scores_BKGTEP, scale, softcap)
+    q_BKMH = q_RTKEH.reshape(B, G, T, K, E, H).transpose(0, 3, 1, 2, 4, 5)
+    q_BKMH = q_BKMH.reshape(B, K, G * T * E, H)
+    scores_BKMP = attention_dots.scores(q_BKMH, k_BKPH.astype(q_RTKEH.dtype))
+    scores_BKGTEP = _scores(scores_BKMP.reshape(B, K, G, T, E, -1), scale, softcap)
     visible = valid_BP[:, None, None, None, None, :]
     if window is not None:
         q_positions_BGT = q_positions_RT.reshape(B, G, T)
         near_BGTP = q_positions_BGT[..., None] - positions_BP[:, None, None, :] < window
         visible = visible & near_BGTP[:, None, :, :, None, :]
-    m, s, out = _block(
-        scores_BKGTEP, visible, v_BKPH, (((5,), (2,)), ((0, 1), (0, 1))), q_RTKEH.dtype
-    )
+    m, s, out = _block(scores_BKGTEP, visible, v_BKPH, q_RTKEH.dtype)
 
     def rows(x):  # [B, K, G, T, E, ...] -> [R, K, T, E, ...]
         x = jnp.moveaxis(x, 2, 1)

@@ -44,6 +44,7 @@ _NO_WINDOW = jnp.iinfo(jnp.int32).max
 
 # Names of the activations that the `save_*` remat policies keep (`checkpoint_name`).
 ATTENTION_OUT, MLP_GATE, MLP_UP = "attention_out", "mlp_gate", "mlp_up"
+QUERY, KEY, VALUE = "query", "key", "value"  # after rope and any q/k norm
 
 
 class RMSNorm(nn.Module):
@@ -146,6 +147,9 @@ class Attention(nn.Module):
             k_BTKH = RMSNorm(cfg.rms_norm_eps, cfg.gemma_norms, name="k_norm")(k_BTKH)
         q_BTNH = apply_rope(q_BTNH, keys.q_positions_RT, inv_freq)
         k_BTKH = apply_rope(k_BTKH, keys.q_positions_RT, inv_freq)
+        q_BTNH = checkpoint_name(q_BTNH, QUERY)
+        k_BTKH = checkpoint_name(k_BTKH, KEY)
+        v_BTKH = checkpoint_name(v_BTKH, VALUE)
 
         k_BKTH = k_BTKH.transpose(0, 2, 1, 3)
         v_BKTH = v_BTKH.transpose(0, 2, 1, 3)
@@ -291,6 +295,9 @@ REMAT_POLICIES = {
     "save_attention_mlp": jax.checkpoint_policies.save_only_these_names(
         ATTENTION_OUT, MLP_GATE, MLP_UP
     ),
+    "save_qkv_attention_mlp": jax.checkpoint_policies.save_only_these_names(
+        QUERY, KEY, VALUE, ATTENTION_OUT, MLP_GATE, MLP_UP
+    ),
 }
 
 
@@ -319,7 +326,9 @@ class Decoder(nn.Module):
     # Rematerialization of each layer in the backward (`rl.remat`, REMAT_POLICIES): 'none'
     # keeps every activation, 'full' recomputes the layer, 'save_dots' keeps only the
     # matmul outputs, 'save_attention' the attention output (so the replay skips the
-    # attention) and 'save_attention_mlp' also the MLP's gate and up. A training-only
+    # attention), 'save_attention_mlp' also the MLP's gate and up, and
+    # 'save_qkv_attention_mlp' also the query, key and value after rope (the replay then
+    # runs the norms, the LoRA down-projections and the o-projection only). A training-only
     # setting: the train step differentiates a clone of the policy's model with it
     # (Policy.for_training); the sampler never uses it. Needs
     # `scan_layers`: only a scan makes the backward recompute one layer at a time. With
