@@ -14,7 +14,8 @@ exponential-weighted values) that merge exactly (the online-softmax identity), s
 result is the softmax over the union of the blocks' keys, within float rounding.
 
 Local shape letters (package table in `rlvr_jax/__init__.py`): E query heads per kv head
-(N = K * E); X the rows of a key block (R for own slots, B for a shared prefix).
+(N = K * E); X the rows of a key block (R for own slots, B for a shared prefix); M the
+query rows of one (row, kv head)'s dot: T * E, or G * T * E against a shared prefix.
 """
 
 from __future__ import annotations
@@ -99,17 +100,17 @@ def _scores(scores, scale: float, softcap: float | None):
     return scores
 
 
-def _block(scores, visible, v_XNH, dtype):
-    """(max, sum, weighted values) over the last axis of `scores` [X, X, .., N], masked by
-    `visible`, with values [X, X, N, H] (X: the two batch axes)."""
+def _block(scores, visible, v_XKNH, dtype):
+    """(max, sum, weighted values) over the last axis of `scores` [X, K, .., N] (the middle
+    axes are M's), masked by `visible`, with values [X, K, N, H]."""
     scores = jnp.where(visible, scores, MASKED)
     # The result does not depend on the shift (it cancels in `finish`): no gradient through
     # the max, as in jax.nn.softmax.
     m = jax.lax.stop_gradient(jnp.max(scores, axis=-1))
     p = jnp.exp(scores - m[..., None])
-    p_XMN = p.astype(dtype).reshape(*v_XNH.shape[:2], -1, p.shape[-1])
-    out_XMH = attention_dots.weighted_values(p_XMN, v_XNH.astype(dtype))
-    return m, jnp.sum(p, axis=-1), out_XMH.reshape(*p.shape[:-1], v_XNH.shape[-1])
+    p_XKMN = p.astype(dtype).reshape(*v_XKNH.shape[:2], -1, p.shape[-1])
+    out_XKMH = attention_dots.weighted_values(p_XKMN, v_XKNH.astype(dtype))
+    return m, jnp.sum(p, axis=-1), out_XKMH.reshape(*p.shape[:-1], v_XKNH.shape[-1])
 
 
 def own_stats(
