@@ -58,6 +58,16 @@ GROUP_SIZE = 8  # completions per prompt
 ROWS_PER_STEP = PROMPTS_PER_STEP * GROUP_SIZE
 LORA_RANK, LORA_ALPHA = 8, 16.0
 LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
+# models.decoder.REMAT_POLICIES' names, not imported: the TRL worker imports no JAX
+# (tests/test_remat.py keeps the two equal).
+REMAT_CHOICES = (
+    "none",
+    "full",
+    "save_dots",
+    "save_attention",
+    "save_attention_mlp",
+    "save_qkv_attention_mlp",
+)
 LEARNING_RATE = 4e-4
 
 
@@ -391,15 +401,7 @@ def main():
     parser.add_argument("--task", choices=["arithmetic", "gsm8k"], default="arithmetic")
     parser.add_argument(
         "--remat",
-        # models.decoder.REMAT_POLICIES (not imported: the TRL worker imports no JAX)
-        choices=[
-            "none",
-            "full",
-            "save_dots",
-            "save_attention",
-            "save_attention_mlp",
-            "save_qkv_attention_mlp",
-        ],
+        choices=REMAT_CHOICES,
         default="full",
         help="ours: rl.remat",
     )

@@ -2,7 +2,9 @@
 plain forward and the shared-prompt forward (its KV cache goes through the remat layers);
 the `save_*` policies keep exactly the activations they name."""
 
+import importlib.util
 import re
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -84,6 +86,15 @@ def test_remat_of_unrolled_layers_is_refused():
     tokens = jax.numpy.zeros((1, 3), jax.numpy.int32)
     with pytest.raises(ValueError, match="scan_layers"):
         model.clone(remat="full").apply({"params": params}, tokens, tokens, tokens + 1)
+
+
+def test_bench_grpo_offers_every_policy():
+    """scripts/bench_grpo.py lists the policies without importing JAX; the lists agree."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "bench_grpo.py"
+    spec = importlib.util.spec_from_file_location("bench_grpo", script)
+    bench_grpo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_grpo)
+    assert sorted(bench_grpo.REMAT_CHOICES) == sorted(REMAT_POLICIES)
 
 
 def test_unknown_remat_names_the_key():

@@ -44,7 +44,7 @@ _NO_WINDOW = jnp.iinfo(jnp.int32).max
 
 # Names of the activations that the `save_*` remat policies keep (`checkpoint_name`).
 ATTENTION_OUT, MLP_GATE, MLP_UP = "attention_out", "mlp_gate", "mlp_up"
-QUERY, KEY, VALUE = "query", "key", "value"  # after rope and any q/k norm
+QUERY, KEY, VALUE = "query", "key", "value"  # q and k after any q/k norm and rope
 
 
 class RMSNorm(nn.Module):
