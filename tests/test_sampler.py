@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rlvr_jax.models import Decoder, DecoderConfig, RopeConfig, left_padded_positions
-from rlvr_jax.models.lora import LoraConfig, init_lora, merge_lora
+from rlvr_jax.models.lora import LoraConfig, init_lora
 from rlvr_jax.sampling import SamplingConfig, SpecialTokens, generate, generate_padded
 from rlvr_jax.sampling.filters import sampling_logits
 from rlvr_jax.sampling.generate import _inverse_cdf_sample
@@ -141,22 +141,28 @@ def test_stop_tokens_end_rows_and_mask_the_rest(tiny, source):
         assert np.all(np.asarray(out.logprobs)[row, expected_len:] == 0)
 
 
-def test_lora_variables_sample_like_the_merged_model(tiny):
-    """The sampler runs the variables it is given: a `lora` collection changes the policy."""
+def test_lora_variables_sample_the_adapted_policy(tiny):
+    """The sampler runs the variables it is given: a `lora` collection changes the policy,
+    and folding it into the base for decoding (`fold_adapters`) keeps the policy the train
+    step computes (`x @ W + s * (x @ a) @ b`): the greedy tokens are its argmaxes and the
+    logprobs its teacher-forced ones."""
     model, params = tiny
     cfg = sampling(max_new_tokens=8, temperature=0.0, prompt_buckets=(8,))
     lora = init_lora(
         params, LoraConfig(rank=2, alpha=2.0, targets=("q", "v", "up"), rslora=False), KEY
     )
     lora = jax.tree.map(lambda x: x + 0.5 * jax.random.normal(KEY, x.shape, x.dtype), lora)
-    merged = merge_lora(params, lora, model.lora_scale)
-    adapted = generate(model, {"params": params, "lora": lora}, PROMPTS, KEY, cfg, NO_STOPS)
-    reference = generate(model, {"params": merged}, PROMPTS, KEY, cfg, NO_STOPS)
+    variables = {"params": params, "lora": lora}
+    adapted = generate(model, variables, PROMPTS, KEY, cfg, NO_STOPS)
     base = generate(model, {"params": params}, PROMPTS, KEY, cfg, NO_STOPS)
-    np.testing.assert_array_equal(np.asarray(adapted.ids), np.asarray(reference.ids))
-    np.testing.assert_allclose(
-        np.asarray(adapted.logprobs), np.asarray(reference.logprobs), atol=1e-4
-    )
+    tokens = jnp.concatenate([adapted.prompt_ids, adapted.ids], axis=1)
+    mask = jnp.concatenate([adapted.prompt_mask, adapted.mask], axis=1)
+    logits, _ = model.apply(variables, tokens, left_padded_positions(mask), mask)
+    P = adapted.prompt_ids.shape[1]
+    logp = jax.nn.log_softmax(logits[:, P - 1 : -1], axis=-1)
+    np.testing.assert_array_equal(np.asarray(adapted.ids), np.asarray(jnp.argmax(logp, -1)))
+    teacher = jnp.take_along_axis(logp, adapted.ids[..., None], axis=-1)[..., 0]
+    np.testing.assert_allclose(np.asarray(adapted.logprobs), np.asarray(teacher), atol=1e-4)
     assert np.any(np.asarray(adapted.ids) != np.asarray(base.ids)), "LoRA changed nothing"
 
 
