@@ -1,4 +1,4 @@
-"""LoRA trees: targets, initialization, scaling, merging into the base (export, decoding)."""
+"""LoRA trees: targets, initialization, scaling, merging into the base for export."""
 
 import dataclasses
 import functools
@@ -11,15 +11,7 @@ import pytest
 from tiny_rl import LORA, VOCAB, fast_compile, nonzero_lora, tiny_model
 
 from rlvr_jax.models import left_padded_positions
-from rlvr_jax.models.lora import (
-    LoraConfig,
-    fold_adapters,
-    init_lora,
-    lora_scale,
-    lora_target_paths,
-    merge_lora,
-)
-from rlvr_jax.models.quantization import QuantizationConfig, QuantizedKernel, quantize_params
+from rlvr_jax.models.lora import LoraConfig, init_lora, lora_scale, lora_target_paths, merge_lora
 
 TOKENS = np.array([[0, 0, 5, 9, 11, 3, 20], [4, 4, 30, 2, 17, 1, 8]], np.int32)
 MASK = np.array([[0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]], np.int32)
@@ -99,26 +91,6 @@ def test_merge_keeps_the_base_dtype():
     params16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
     merged = merge_lora(params16, nonzero_lora(params), lora_scale(LORA))
     assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(merged))
-
-
-def test_fold_adapters_folds_a_float32_base_only():
-    """Decoding folds the adapters into a float32 base (same logits); a bfloat16 or a
-    quantized base keeps them apart (the fold would round the update away, or dequantize)."""
-    model, params = tiny_model()
-    lora = nonzero_lora(params, LORA)
-    variables = {"params": params, "lora": lora}
-    folded = fold_adapters(variables, lora_scale(LORA))
-    assert set(folded) == {"params"}
-    np.testing.assert_allclose(forward(model, folded), forward(model, variables), atol=1e-5)
-    assert fold_adapters({"params": params}, 1.0) == {"params": params}
-    params16 = jax.tree.map(lambda x: x.astype(jnp.bfloat16), params)
-    assert fold_adapters({"params": params16, "lora": lora}, 1.0)["lora"] is lora
-    quantized = quantize_params(params, QuantizationConfig("int8", 64, False))
-    assert any(
-        isinstance(x, QuantizedKernel)
-        for x in jax.tree.leaves(quantized, is_leaf=lambda x: isinstance(x, QuantizedKernel))
-    )
-    assert fold_adapters({"params": quantized, "lora": lora}, 1.0)["lora"] is lora
 
 
 def test_merge_rejects_paths_not_in_the_params():

@@ -143,9 +143,8 @@ def test_stop_tokens_end_rows_and_mask_the_rest(tiny, source):
 
 def test_lora_variables_sample_the_adapted_policy(tiny):
     """The sampler runs the variables it is given: a `lora` collection changes the policy,
-    and folding it into the base for decoding (`fold_adapters`) keeps the policy the train
-    step computes (`x @ W + s * (x @ a) @ b`): the greedy tokens are its argmaxes and the
-    logprobs its teacher-forced ones."""
+    and the policy it samples is the adapted forward's (`x @ W + s * (x @ a) @ b`): the
+    greedy tokens are that forward's argmaxes and the logprobs its teacher-forced ones."""
     model, params = tiny
     cfg = sampling(max_new_tokens=8, temperature=0.0, prompt_buckets=(8,))
     lora = init_lora(

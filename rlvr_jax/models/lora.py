@@ -1,4 +1,4 @@
-"""LoRA adapters as a separate parameter tree, and merging them into the base (export, decoding).
+"""LoRA adapters as a separate parameter tree, and merging them into the base for export.
 
 The LoRA tree mirrors the module paths of the params tree (see `decoder.py`), with one
 ``{a [in, r], b [r, out]}`` pair per targeted projection:
@@ -162,31 +162,3 @@ def merge_lora(params: PyTree, lora: PyTree, scale: float) -> PyTree:
         return out
 
     return merge(params, lora, ())
-
-
-def fold_adapters(variables: dict[str, PyTree], scale: float) -> dict[str, PyTree]:
-    """Flax variables for decoding: a float32 base with its `lora` collection folded in
-    (`merge_lora`), else `variables` unchanged.
-
-    A decode step runs each projection on a handful of rows, where the adapter's two
-    extra small dots and their sum are a large share of the work: the sampler (64 rows,
-    SmolLM2-135M) decodes about 6% faster folded, at the cost of one float copy of the
-    adapted kernels while it runs (BUILD_NOTES, thirteenth session). Folding is exact up
-    to float32 rounding. A bfloat16 base keeps the adapters apart: `W + s * a @ b` rounded
-    to bfloat16 would lose the small update and sample from another policy than the one
-    trained. So does a quantized base, which folding would dequantize.
-    """
-    if "lora" not in variables:
-        return variables
-    params, lora = variables["params"], variables["lora"]
-    kernels = [
-        leaf
-        for path, leaf in jax.tree_util.tree_leaves_with_path(
-            params, is_leaf=lambda x: isinstance(x, QuantizedKernel)
-        )
-        if _key_name(path[-1]) == "kernel"
-    ]
-    if any(isinstance(k, QuantizedKernel) or k.dtype != jnp.float32 for k in kernels):
-        return variables
-    rest = {name: tree for name, tree in variables.items() if name not in ("params", "lora")}
-    return {"params": merge_lora(params, lora, scale), **rest}

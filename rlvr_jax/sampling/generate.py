@@ -12,9 +12,7 @@ Two log-probabilities are returned per generated token:
   * `sampling_logprobs`: log q(token) under the distribution actually sampled from
     (temperature, top-k and top-p applied); 0 for greedy decoding.
 The caller passes Flax variables (`Policy.variables`: the base with or without a LoRA
-tree); the sampler never decides which parameters make the policy. It folds a LoRA tree
-into a float32 base once per call (`lora.fold_adapters`: the same policy, fewer small
-dots per decode step).
+tree); the sampler never decides which parameters make the policy.
 
 Data parallel on a mesh (`generate(..., mesh=mesh)`): each process passes its own
 prompts; they become one global [B, P] array sharded by prompt over the batch axes
@@ -40,7 +38,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from rlvr_jax.models.decoder import Decoder
 from rlvr_jax.models.layer_stack import stack_variables
-from rlvr_jax.models.lora import fold_adapters
 from rlvr_jax.models.prefill import prefill_shared
 from rlvr_jax.multihost import global_max
 from rlvr_jax.parallel import batch_sharding
@@ -122,9 +119,7 @@ def generate_padded(
         spec = PartitionSpec(*[None] * axis, *rows.spec)
         return jax.lax.with_sharding_constraint(x, NamedSharding(rows.mesh, spec))
 
-    # Once per call, outside the decode loop: adapters folded into a float base, layers stacked.
-    variables = fold_adapters(variables, model.lora_scale)
-    if model.scan_layers:
+    if model.scan_layers:  # stacked once, outside the decode loop
         variables = stack_variables(variables)
     B, P = tokens_BP.shape
     G, L = cfg.num_samples, cfg.max_new_tokens
