@@ -62,6 +62,16 @@ def _full_forward_logits(model, params, tokens_BT, mask_BT):
     return logits
 
 
+def _teacher_forced_logprobs(model, variables, out):
+    """log_softmax [R, L, V] of one cache-free forward over each row's prompt + completion,
+    at the positions that predict the completion's tokens."""
+    tokens = jnp.concatenate([out.prompt_ids, out.ids], axis=1)
+    mask = jnp.concatenate([out.prompt_mask, out.mask], axis=1)
+    logits, _ = model.apply(variables, tokens, left_padded_positions(mask), mask)
+    P = out.prompt_ids.shape[1]
+    return jax.nn.log_softmax(logits[:, P - 1 : -1], axis=-1)
+
+
 def test_greedy_equals_argmax_of_full_forwards(tiny):
     model, params = tiny
     L = 12
@@ -83,11 +93,7 @@ def test_policy_logprobs_equal_teacher_forced(tiny):
     model, params = tiny
     cfg = sampling(max_new_tokens=10, temperature=0.7, top_k=20, num_samples=3, prompt_buckets=(8,))
     out = generate(model, {"params": params}, PROMPTS, jax.random.key(2), cfg, NO_STOPS)
-    tokens = jnp.concatenate([out.prompt_ids, out.ids], axis=1)
-    mask = jnp.concatenate([out.prompt_mask, out.mask], axis=1)
-    logits = _full_forward_logits(model, params, tokens, mask)
-    P = out.prompt_ids.shape[1]
-    logp = jax.nn.log_softmax(logits[:, P - 1 : -1], axis=-1)
+    logp = _teacher_forced_logprobs(model, {"params": params}, out)
     teacher = jnp.take_along_axis(logp, out.ids[..., None], axis=-1)[..., 0]
     teacher = jnp.where(out.mask == 1, teacher, 0.0)
     np.testing.assert_allclose(np.asarray(out.logprobs), np.asarray(teacher), atol=1e-4)
@@ -154,11 +160,7 @@ def test_lora_variables_sample_the_adapted_policy(tiny):
     variables = {"params": params, "lora": lora}
     adapted = generate(model, variables, PROMPTS, KEY, cfg, NO_STOPS)
     base = generate(model, {"params": params}, PROMPTS, KEY, cfg, NO_STOPS)
-    tokens = jnp.concatenate([adapted.prompt_ids, adapted.ids], axis=1)
-    mask = jnp.concatenate([adapted.prompt_mask, adapted.mask], axis=1)
-    logits, _ = model.apply(variables, tokens, left_padded_positions(mask), mask)
-    P = adapted.prompt_ids.shape[1]
-    logp = jax.nn.log_softmax(logits[:, P - 1 : -1], axis=-1)
+    logp = _teacher_forced_logprobs(model, variables, adapted)
     np.testing.assert_array_equal(np.asarray(adapted.ids), np.asarray(jnp.argmax(logp, -1)))
     teacher = jnp.take_along_axis(logp, adapted.ids[..., None], axis=-1)[..., 0]
     np.testing.assert_allclose(np.asarray(adapted.logprobs), np.asarray(teacher), atol=1e-4)
