@@ -57,8 +57,8 @@ def tiny():
     return model, params
 
 
-def _full_forward_logits(model, params, tokens_BT, mask_BT):
-    logits, _ = model.apply({"params": params}, tokens_BT, left_padded_positions(mask_BT), mask_BT)
+def _full_forward_logits(model, variables, tokens_BT, mask_BT):
+    logits, _ = model.apply(variables, tokens_BT, left_padded_positions(mask_BT), mask_BT)
     return logits
 
 
@@ -67,7 +67,7 @@ def _teacher_forced_logprobs(model, variables, out):
     at the positions that predict the completion's tokens."""
     tokens = jnp.concatenate([out.prompt_ids, out.ids], axis=1)
     mask = jnp.concatenate([out.prompt_mask, out.mask], axis=1)
-    logits, _ = model.apply(variables, tokens, left_padded_positions(mask), mask)
+    logits = _full_forward_logits(model, variables, tokens, mask)
     P = out.prompt_ids.shape[1]
     return jax.nn.log_softmax(logits[:, P - 1 : -1], axis=-1)
 
@@ -80,7 +80,7 @@ def test_greedy_equals_argmax_of_full_forwards(tiny):
     tokens = np.asarray(out.prompt_ids)
     mask = np.asarray(out.prompt_mask)
     for _ in range(L):  # step by step, no cache, whole sequence every time
-        logits = _full_forward_logits(model, params, tokens, mask)
+        logits = _full_forward_logits(model, {"params": params}, tokens, mask)
         nxt = np.asarray(jnp.argmax(logits[:, -1], axis=-1))[:, None]
         tokens = np.concatenate([tokens, nxt], axis=1)
         mask = np.concatenate([mask, np.ones_like(nxt)], axis=1)
